@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+
+# ---- build: install everything, compile, then drop dev dependencies ----
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+
+# `npm install`, not `npm ci`: the lockfile lacks other-platform binaries (see STACK.md),
+# and `npm ci` refuses it. `npm install` still respects the lockfile.
+COPY package.json package-lock.json ./
+RUN npm install --no-audit --no-fund
+
+COPY tsconfig*.json nest-cli.json ./
+COPY apps ./apps
+COPY libs ./libs
+# nest build api -> dist/apps/api/apps/api/src/main.js
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
+
+# ---- runtime: production dependencies and compiled output only, non-root ----
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+
+USER node
+EXPOSE 3000
+
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:3000/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+
+CMD ["node", "dist/apps/api/apps/api/src/main.js"]

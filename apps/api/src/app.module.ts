@@ -1,0 +1,83 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type DynamicModule, Module, ValidationPipe } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { ScheduleModule } from '@nestjs/schedule';
+import { LoggerModule } from 'nestjs-pino';
+import { RequestValidationError } from './common/errors/request-validation.error';
+import { ProblemDetailsFilter } from './common/filters/problem-details.filter';
+import { AppConfigModule } from './config/app-config.module';
+import { AppConfigService } from './config/app-config.service';
+import { DatabaseModule } from './database/database.module';
+import { HealthModule } from './health/health.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { BookingModule } from './modules/booking/booking.module';
+import { CatalogModule } from './modules/catalog/catalog.module';
+import { BearerAuthGuard } from './modules/customer/bearer-auth.guard';
+import { CustomerModule } from './modules/customer/customer.module';
+import { NotificationModule } from './modules/notification/notification.module';
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+function requestId(request: IncomingMessage, response: ServerResponse): string {
+  const given = request.headers['x-request-id'];
+  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  response.setHeader('X-Request-Id', id);
+  return id;
+}
+
+/**
+ * The module graph. Dependencies point one way: booking → catalog, everything → notification;
+ * customer provides the bearer guard for all. `env` overrides the environment (tests use it).
+ */
+@Module({})
+export class AppModule {
+  static forRoot(env: Record<string, string> = {}): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        AppConfigModule.forRoot(env),
+        LoggerModule.forRootAsync({
+          inject: [AppConfigService],
+          useFactory: (config: AppConfigService) => ({
+            pinoHttp: {
+              level: config.get('LOG_LEVEL'),
+              genReqId: requestId,
+              redact: ['req.headers.authorization', 'req.headers["idempotency-key"]'],
+              customLogLevel: (_request, response, error) =>
+                error || response.statusCode >= 500
+                  ? 'error'
+                  : response.statusCode >= 400
+                    ? 'warn'
+                    : 'info',
+            },
+          }),
+        }),
+        ScheduleModule.forRoot(),
+        DatabaseModule,
+        MetricsModule,
+        NotificationModule,
+        CustomerModule,
+        CatalogModule,
+        BookingModule,
+        HealthModule,
+      ],
+      providers: [
+        {
+          provide: APP_PIPE,
+          useFactory: () =>
+            new ValidationPipe({
+              whitelist: true,
+              forbidNonWhitelisted: true,
+              transform: true,
+              forbidUnknownValues: true,
+              validationError: { target: false, value: false },
+              exceptionFactory: (errors) => RequestValidationError.fromClassValidator(errors),
+            }),
+        },
+        { provide: APP_FILTER, useClass: ProblemDetailsFilter },
+        { provide: APP_GUARD, useClass: BearerAuthGuard },
+      ],
+    };
+  }
+}

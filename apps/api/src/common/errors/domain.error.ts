@@ -1,0 +1,19 @@
+/**
+ * An expected failure with a stable code (`BOOKING.SEAT_UNAVAILABLE`). Services throw it; the
+ * problem-details filter turns it into application/problem+json with its status and extensions.
+ */
+export class DomainError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    readonly title: string,
+    detail: string,
+    /** Extra members of the problem body, e.g. `conflictingSeats`. */
+    readonly extensions: Record<string, unknown> = {},
+    /** Response headers, e.g. Retry-After. */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+    this.name = 'DomainError';
+  }
+}

@@ -1,0 +1,130 @@
+import {
+  type ArgumentsHost,
+  Catch,
+  type ExceptionFilter,
+  HttpException,
+  Logger,
+} from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { QueryFailedError } from 'typeorm';
+import { DomainError } from '../errors/domain.error';
+
+interface Problem {
+  status: number;
+  code: string;
+  title: string;
+  detail: string;
+  extensions?: Record<string, unknown>;
+  headers?: Record<string, string>;
+}
+
+const HTTP_CODES: Record<number, [code: string, title: string]> = {
+  400: ['REQUEST.INVALID', 'Bad request'],
+  401: ['AUTH.UNAUTHORIZED', 'Unauthorized'],
+  403: ['AUTH.FORBIDDEN', 'Forbidden'],
+  404: ['HTTP.NOT_FOUND', 'Not found'],
+  405: ['HTTP.METHOD_NOT_ALLOWED', 'Method not allowed'],
+  406: ['HTTP.NOT_ACCEPTABLE', 'Not acceptable'],
+  413: ['REQUEST.TOO_LARGE', 'Payload too large'],
+  415: ['REQUEST.UNSUPPORTED_MEDIA_TYPE', 'Unsupported media type'],
+  429: ['REQUEST.RATE_LIMITED', 'Too many requests'],
+};
+
+/** Fastify's own request errors (body parsing, size) carry a 4xx statusCode and an FST_ code. */
+function isClientError(error: unknown): error is Error & { statusCode: number; code?: string } {
+  const status = (error as { statusCode?: unknown })?.statusCode;
+  return error instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
+}
+
+function httpProblem(status: number, detail: string): Problem {
+  const [code, title] = HTTP_CODES[status] ?? [`HTTP.${status}`, 'Request failed'];
+  return { status, code, title, detail };
+}
+
+/**
+ * The one place errors become responses: application/problem+json `{type, title, status, detail,
+ * code}` plus extensions. Unknown errors are logged and answered 500 without internals.
+ */
+@Catch()
+export class ProblemDetailsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemDetails');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const problem = this.toProblem(exception, request);
+
+    const body = {
+      type: `https://seatlock.dev/problems/${problem.code.toLowerCase()}`,
+      title: problem.title,
+      status: problem.status,
+      detail: problem.detail,
+      code: problem.code,
+      instance: request.url,
+      ...problem.extensions,
+    };
+    for (const [name, value] of Object.entries(problem.headers ?? {})) reply.header(name, value);
+    reply.status(problem.status).header('content-type', 'application/problem+json').send(body);
+  }
+
+  private toProblem(exception: unknown, request: FastifyRequest): Problem {
+    if (exception instanceof DomainError) {
+      return {
+        status: exception.status,
+        code: exception.code,
+        title: exception.title,
+        detail: exception.message,
+        extensions: exception.extensions,
+        headers: exception.headers,
+      };
+    }
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const response = exception.getResponse();
+      // Terminus answers an unready service with its checks; keep them in the problem body.
+      if (typeof response === 'object' && response !== null && 'details' in response) {
+        return {
+          status,
+          code: 'HEALTH.NOT_READY',
+          title: 'Not ready',
+          detail: 'A required dependency is down',
+          extensions: { checks: response },
+        };
+      }
+      if (status < 500) return httpProblem(status, this.httpDetail(exception));
+    }
+    if (isClientError(exception)) {
+      return httpProblem(exception.statusCode, exception.message);
+    }
+    if (exception instanceof QueryFailedError) {
+      const code = (exception.driverError as { code?: string } | undefined)?.code;
+      if (code === '23505') {
+        return {
+          status: 409,
+          code: 'CONFLICT.DUPLICATE',
+          title: 'Conflict',
+          detail: 'A resource with the same unique value already exists',
+        };
+      }
+    }
+    this.logger.error(
+      { err: exception, method: request.method, url: request.url },
+      'Unhandled error answered with 500',
+    );
+    return {
+      status: 500,
+      code: 'INTERNAL',
+      title: 'Internal server error',
+      detail: 'The server failed to handle this request; it has been logged',
+    };
+  }
+
+  private httpDetail(exception: HttpException): string {
+    const response = exception.getResponse();
+    if (typeof response === 'string') return response;
+    const message = (response as { message?: unknown }).message;
+    if (Array.isArray(message)) return message.join('; ');
+    return typeof message === 'string' ? message : exception.message;
+  }
+}

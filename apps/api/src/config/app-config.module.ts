@@ -1,0 +1,26 @@
+import { type DynamicModule, Global, Module } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { AppConfigService } from './app-config.service';
+import { validateEnvironment } from './validate-environment';
+
+/**
+ * Validated configuration, available everywhere (one of the two allowed globals). The environment is
+ * read when the application is created, so tests can start apps with different settings in one process.
+ */
+@Global()
+@Module({})
+export class AppConfigModule {
+  static forRoot(overrides: Record<string, string> = {}): DynamicModule {
+    return {
+      module: AppConfigModule,
+      imports: [
+        ConfigModule.forRoot({
+          cache: true,
+          validate: (raw) => validateEnvironment({ ...raw, ...overrides }),
+        }),
+      ],
+      providers: [AppConfigService],
+      exports: [AppConfigService],
+    };
+  }
+}

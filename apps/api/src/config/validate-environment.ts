@@ -1,0 +1,43 @@
+import { plainToInstance } from 'class-transformer';
+import { validateSync, type ValidationError } from 'class-validator';
+import { EnvironmentVariables } from './environment-variables';
+
+const INTEGER_SETTINGS = new Set([
+  'PORT',
+  'HOLD_TTL_SECONDS',
+  'MAX_SEATS_PER_BOOKING',
+  'SWEEP_INTERVAL_MS',
+  'FALLBACK_CONCURRENCY',
+  'FALLBACK_QUEUE',
+  'DB_POOL_SIZE',
+]);
+
+/** Strict: "10abc" or "1.5" for an integer setting stays a string and fails validation. */
+function coerce(raw: Record<string, unknown>): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === '') continue;
+    values[name] =
+      INTEGER_SETTINGS.has(name) && typeof value === 'string' && /^-?\d+$/.test(value.trim())
+        ? Number(value)
+        : value;
+  }
+  return values;
+}
+
+function describe(error: ValidationError): string {
+  const reasons = Object.values(error.constraints ?? {}).join('; ');
+  return `  ${error.property}=${JSON.stringify(error.value)}: ${reasons}`;
+}
+
+/** ConfigModule's `validate` hook: the process refuses to start and names every bad variable. */
+export function validateEnvironment(raw: Record<string, unknown>): EnvironmentVariables {
+  const config = plainToInstance(EnvironmentVariables, coerce(raw), {
+    exposeDefaultValues: true,
+  });
+  const errors = validateSync(config, { skipMissingProperties: false, forbidUnknownValues: false });
+  if (errors.length > 0) {
+    throw new Error(`Invalid configuration:\n${errors.map(describe).join('\n')}`);
+  }
+  return config;
+}

@@ -1,0 +1,23 @@
+import 'reflect-metadata';
+import { createApp } from './app.factory';
+import { resolveDatabase } from './database/local-database';
+
+async function bootstrap(): Promise<void> {
+  const database = await resolveDatabase();
+  const app = await createApp({ DATABASE_URL: database.url });
+  if (database.stop) {
+    const stop = database.stop;
+    process.once('beforeExit', () => void stop());
+  }
+  const port = Number(process.env.PORT ?? 3000);
+  await app.listen({ port, host: process.env.HOST ?? '0.0.0.0' });
+  const url = await app.getUrl();
+  console.log(
+    `Seatlock API on ${url} (Swagger ${url}/docs), database from ${database.source}`,
+  );
+}
+
+bootstrap().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,80 @@
+import { Body, Controller, Delete, Get, HttpCode, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import {
+  type AuthenticatedCustomer,
+  CurrentCustomer,
+  CustomerAuth,
+} from '../../common/auth/auth.decorators';
+import { ApiProblems } from '../../common/http/api-problems.decorator';
+import { UuidParam } from '../../common/http/uuid-param.decorator';
+import { sendPage } from '../../common/pagination/page';
+import { PageQueryDto } from '../../common/pagination/page-query.dto';
+import { BookingService } from './booking.service';
+import { BookingDto } from './dto/booking.dto';
+import { CreateBookingDto } from './dto/create-booking.dto';
+import { TimelineEntryDto } from './dto/timeline-entry.dto';
+
+@ApiTags('bookings')
+@CustomerAuth()
+@Controller('bookings')
+export class BookingController {
+  constructor(private readonly bookings: BookingService) {}
+
+  /**
+   * Holds seats for HOLD_TTL_SECONDS, all or none. 409 lists `conflictingSeats`; 422 names unknown
+   * or repeated labels or too many seats.
+   */
+  @Post()
+  @HttpCode(201)
+  @ApiProblems(400, 404, 409, 422, 503)
+  hold(
+    @CurrentCustomer() customer: AuthenticatedCustomer,
+    @Body() body: CreateBookingDto,
+  ): Promise<BookingDto> {
+    return this.bookings.hold(customer, body);
+  }
+
+  /** My bookings, newest first. Total in X-Total-Count, pages in Link. */
+  @Get()
+  @ApiProblems(400)
+  async list(
+    @CurrentCustomer() customer: AuthenticatedCustomer,
+    @Query() query: PageQueryDto,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<BookingDto[]> {
+    return sendPage(await this.bookings.list(customer, query), query, request, reply);
+  }
+
+  /** One of my bookings; another customer's is 404. */
+  @Get(':id')
+  @ApiProblems(400, 404)
+  get(
+    @CurrentCustomer() customer: AuthenticatedCustomer,
+    @UuidParam('id') id: string,
+  ): Promise<BookingDto> {
+    return this.bookings.get(customer, id);
+  }
+
+  /** Releases a held booking (seats free again); repeating it answers the same. */
+  @Delete(':id')
+  @HttpCode(200)
+  @ApiProblems(400, 404, 409)
+  release(
+    @CurrentCustomer() customer: AuthenticatedCustomer,
+    @UuidParam('id') id: string,
+  ): Promise<BookingDto> {
+    return this.bookings.release(customer, id);
+  }
+
+  /** The booking's timeline, oldest first. */
+  @Get(':id/events')
+  @ApiProblems(400, 404)
+  timeline(
+    @CurrentCustomer() customer: AuthenticatedCustomer,
+    @UuidParam('id') id: string,
+  ): Promise<TimelineEntryDto[]> {
+    return this.bookings.timeline(customer, id);
+  }
+}

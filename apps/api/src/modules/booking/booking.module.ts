@@ -1,0 +1,17 @@
+import { Module } from '@nestjs/common';
+import { LockProviderModule } from '../../lock/lock-provider.module';
+import { MetricsModule } from '../../metrics/metrics.module';
+import { CatalogModule } from '../catalog/catalog.module';
+import { NotificationModule } from '../notification/notification.module';
+import { BookingController } from './booking.controller';
+import { BookingMetrics } from './booking.metrics';
+import { BookingService } from './booking.service';
+import { HoldSweeperService } from './hold-sweeper.service';
+
+@Module({
+  imports: [CatalogModule, NotificationModule, MetricsModule, LockProviderModule],
+  controllers: [BookingController],
+  providers: [BookingService, BookingMetrics, HoldSweeperService],
+  exports: [BookingService],
+})
+export class BookingModule {}

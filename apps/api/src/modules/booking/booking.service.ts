@@ -1,0 +1,369 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { BulkheadRejectedError, bulkhead, type BulkheadPolicy } from 'cockatiel';
+import { DataSource, type EntityManager } from 'typeorm';
+import { type Lease, LockBusyError, LockProvider, LockUnavailableError } from '@app/lock';
+import type { AuthenticatedCustomer } from '../../common/auth/auth.decorators';
+import type { Page } from '../../common/pagination/page';
+import type { PageQueryDto } from '../../common/pagination/page-query.dto';
+import { AppConfigService } from '../../config/app-config.service';
+import { inTransaction } from '../../database/in-transaction';
+import { CatalogService } from '../catalog/catalog.service';
+import type { SeatMap } from '../catalog/seat-map';
+import { NotificationService } from '../notification/notification.service';
+import { BookingEntity, type BookingStatus } from './booking.entity';
+import { BookingError } from './booking.errors';
+import { BookingMetrics } from './booking.metrics';
+import type { BookingDto } from './dto/booking.dto';
+import type { CreateBookingDto } from './dto/create-booking.dto';
+import type { TimelineEntryDto } from './dto/timeline-entry.dto';
+
+interface BookingRow {
+  id: string;
+  customer_id: string;
+  event_id: string;
+  status: BookingStatus;
+  seat_labels: string[];
+  amount_cents: string;
+  currency: string;
+  expires_at: Date;
+  fence: string;
+  created_at: Date;
+}
+
+const BOOKING_COLUMNS = `id, customer_id, event_id, status, seat_labels, amount_cents, currency,
+  expires_at, fence, created_at`;
+
+/** PostgreSQL holds a newer fence than the token Redis minted (Redis lost its counters). */
+class StaleTokenError extends Error {
+  constructor(readonly newestFence: bigint) {
+    super(`fencing token is older than the stored fence ${newestFence}`);
+  }
+}
+
+function toDto(row: BookingRow): BookingDto {
+  return {
+    id: row.id,
+    status: row.status,
+    eventId: row.event_id,
+    seats: row.seat_labels,
+    amountCents: Number(row.amount_cents),
+    currency: row.currency,
+    expiresAt: row.expires_at.toISOString(),
+    fencingToken: row.fence,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+/** Lock keys of one event share a hash tag, so all-or-nothing works on Redis Cluster too. */
+export function seatLockKey(eventId: string, label: string): string {
+  return `seat:{event:${eventId}}:${label}`;
+}
+
+/**
+ * The booking module's facade: holds, releases, expiry and the timeline. Redis (through the lock
+ * provider) turns most contenders away early; every state change is a conditional write in
+ * PostgreSQL, which alone decides who holds a seat.
+ */
+@Injectable()
+export class BookingService {
+  private readonly logger = new Logger(BookingService.name);
+  private readonly fallback: BulkheadPolicy;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly catalog: CatalogService,
+    private readonly notifications: NotificationService,
+    private readonly lock: LockProvider,
+    private readonly config: AppConfigService,
+    private readonly metrics: BookingMetrics,
+  ) {
+    this.fallback = bulkhead(config.get('FALLBACK_CONCURRENCY'), config.get('FALLBACK_QUEUE'));
+  }
+
+  async hold(customer: AuthenticatedCustomer, input: CreateBookingDto): Promise<BookingDto> {
+    const seatMap = await this.catalog.getSeatMap(input.eventId);
+    const labels = this.validateSeats(seatMap, input.seatIds);
+    const bookingId = randomUUID();
+    const ttlSeconds = this.config.get('HOLD_TTL_SECONDS');
+    const keys = labels.map((label) => seatLockKey(seatMap.eventId, label));
+
+    let lease: Lease | null = null;
+    if (this.lock.mode === 'redis') {
+      try {
+        lease = await this.lock.acquireMany(keys, ttlSeconds * 1000, bookingId);
+      } catch (error) {
+        if (error instanceof LockBusyError) {
+          this.metrics.holds.inc({ outcome: 'conflict_redis' });
+          throw BookingError.seatsUnavailable(
+            labels.filter((_, i) => error.busyKeys.includes(keys[i])),
+          );
+        }
+        if (!(error instanceof LockUnavailableError)) throw error;
+        this.metrics.fallbacks.inc({ reason: 'redis_unavailable' });
+      }
+    }
+
+    const write = (fence: bigint | null): Promise<BookingRow> =>
+      this.writeHold(customer, seatMap, labels, bookingId, fence, ttlSeconds);
+    try {
+      let row: BookingRow;
+      if (lease) {
+        row = await this.writeWithLease(write, keys, lease);
+      } else if (this.lock.mode === 'off') {
+        row = await write(null);
+      } else {
+        row = await this.fallback.execute(() => write(null));
+      }
+      this.metrics.holds.inc({ outcome: 'held' });
+      return toDto(row);
+    } catch (error) {
+      if (lease) await this.releaseLease(lease.keys, bookingId);
+      if (error instanceof BulkheadRejectedError) throw BookingError.overloaded();
+      if (error instanceof BookingError && error.status === 409) {
+        this.metrics.holds.inc({ outcome: 'conflict_database' });
+      }
+      throw error;
+    }
+  }
+
+  async list(customer: AuthenticatedCustomer, page: PageQueryDto): Promise<Page<BookingDto>> {
+    const [rows, [{ total }]] = await Promise.all([
+      this.dataSource.query<BookingRow[]>(
+        `SELECT ${BOOKING_COLUMNS} FROM bookings WHERE customer_id = $1
+         ORDER BY created_at DESC, id LIMIT $2 OFFSET $3`,
+        [customer.id, page.limit, page.offset],
+      ),
+      this.dataSource.query<{ total: number }[]>(
+        `SELECT count(*)::int AS total FROM bookings WHERE customer_id = $1`,
+        [customer.id],
+      ),
+    ]);
+    return { items: rows.map(toDto), total };
+  }
+
+  async get(customer: AuthenticatedCustomer, bookingId: string): Promise<BookingDto> {
+    return toDto(await this.findOwned(this.dataSource.manager, customer, bookingId));
+  }
+
+  async timeline(customer: AuthenticatedCustomer, bookingId: string): Promise<TimelineEntryDto[]> {
+    await this.findOwned(this.dataSource.manager, customer, bookingId);
+    const rows = await this.dataSource.query<{ type: string; at: Date; detail: string }[]>(
+      `SELECT type, at, detail FROM booking_timeline WHERE booking_id = $1 ORDER BY id`,
+      [bookingId],
+    );
+    return rows.map((row) => ({ type: row.type, at: row.at.toISOString(), detail: row.detail }));
+  }
+
+  /**
+   * held → released (seats free again). A hold already past its TTL turns expired instead. On a
+   * booking already released, expired or cancelled nothing changes and the same answer comes back.
+   */
+  async release(customer: AuthenticatedCustomer, bookingId: string): Promise<BookingDto> {
+    const row = await inTransaction(this.dataSource, async (manager) => {
+      const booking = await this.findOwned(manager, customer, bookingId, true);
+      if (booking.status !== 'held') {
+        if (booking.status === 'confirmed') throw BookingError.notReleasable(booking.status);
+        return booking;
+      }
+      const expired = await this.expireBooking(manager, bookingId, 'release');
+      if (expired) return expired;
+      const [[released]] = await manager.query<[BookingRow[], number]>(
+        `UPDATE bookings SET status = 'released', updated_at = now()
+         WHERE id = $1 AND status = 'held' RETURNING ${BOOKING_COLUMNS}`,
+        [bookingId],
+      );
+      await this.catalog.releaseSeats(manager, {
+        eventId: released.event_id,
+        labels: released.seat_labels,
+        fence: released.fence,
+      });
+      await this.record(
+        manager,
+        released,
+        'booking.released',
+        `Released by the customer; ${released.seat_labels.join(', ')} free again`,
+      );
+      return released;
+    });
+    if (row.status === 'released' || row.status === 'expired') {
+      await this.releaseLease(
+        row.seat_labels.map((label) => seatLockKey(row.event_id, label)),
+        row.id,
+      );
+    }
+    return toDto(row);
+  }
+
+  /** Expires holds past their TTL, oldest first; answers how many it expired. */
+  async expireDueHolds(batchSize = 200): Promise<number> {
+    const due = await this.dataSource.query<{ id: string }[]>(
+      `SELECT id FROM bookings WHERE status = 'held' AND expires_at <= now()
+       ORDER BY expires_at LIMIT $1`,
+      [batchSize],
+    );
+    let expired = 0;
+    for (const { id } of due) {
+      const row = await inTransaction(this.dataSource, (manager) =>
+        this.expireBooking(manager, id, 'sweeper'),
+      );
+      if (row) expired += 1;
+    }
+    return expired;
+  }
+
+  private validateSeats(seatMap: SeatMap, seatIds: string[]): string[] {
+    const duplicates = [...new Set(seatIds.filter((label, i) => seatIds.indexOf(label) !== i))];
+    if (duplicates.length > 0) throw BookingError.duplicateSeats(duplicates);
+    const max = this.config.get('MAX_SEATS_PER_BOOKING');
+    if (seatIds.length > max) throw BookingError.tooManySeats(seatIds.length, max);
+    const unknown = seatIds.filter((label) => !seatMap.prices.has(label));
+    if (unknown.length > 0) throw BookingError.unknownSeats(unknown);
+    return seatIds;
+  }
+
+  /**
+   * Writes the hold with the Redis token. If PostgreSQL already holds a newer fence (Redis lost its
+   * counters and seeded from a clock behind PostgreSQL's), raise Redis's counters and let
+   * PostgreSQL mint the token this once.
+   */
+  private async writeWithLease(
+    write: (fence: bigint | null) => Promise<BookingRow>,
+    keys: string[],
+    lease: Lease,
+  ): Promise<BookingRow> {
+    try {
+      return await write(lease.fence);
+    } catch (error) {
+      if (!(error instanceof StaleTokenError)) throw error;
+      this.metrics.staleFences.inc();
+      this.logger.warn(
+        { fence: lease.fence.toString(), stored: error.newestFence.toString() },
+        'PostgreSQL refused a stale fencing token; ratcheting the Redis counters',
+      );
+      await this.lock.ratchet(keys, error.newestFence).catch(() => undefined);
+      return write(null);
+    }
+  }
+
+  private writeHold(
+    customer: AuthenticatedCustomer,
+    seatMap: SeatMap,
+    labels: string[],
+    bookingId: string,
+    fence: bigint | null,
+    ttlSeconds: number,
+  ): Promise<BookingRow> {
+    const eventId = seatMap.eventId;
+    return inTransaction(this.dataSource, async (manager) => {
+      for (const expiredId of await this.catalog.freeExpiredHolds(manager, eventId, labels)) {
+        await this.expireBooking(manager, expiredId, 'inline');
+      }
+      const held = await this.catalog.holdSeats(manager, {
+        eventId,
+        labels,
+        bookingId,
+        fence,
+        ttlSeconds,
+      });
+      if (!held) {
+        const seats = await this.catalog.inspectSeats(manager, eventId, labels);
+        const taken = seats.filter((seat) => seat.status !== 'free').map((seat) => seat.label);
+        if (taken.length === 0 && fence !== null) {
+          throw new StaleTokenError(
+            seats.reduce((max, seat) => (BigInt(seat.fence) > max ? BigInt(seat.fence) : max), 0n),
+          );
+        }
+        throw BookingError.seatsUnavailable(taken.length > 0 ? taken : labels);
+      }
+      const amount = labels.reduce((sum, label) => sum + (seatMap.prices.get(label) ?? 0), 0);
+      const [row] = await manager.query<BookingRow[]>(
+        `INSERT INTO bookings (id, customer_id, event_id, status, seat_labels, amount_cents,
+                               currency, expires_at, fence)
+         VALUES ($1, $2, $3, 'held', $4, $5, $6, $7, $8) RETURNING ${BOOKING_COLUMNS}`,
+        [bookingId, customer.id, eventId, labels, amount, seatMap.currency, held.heldUntil, held.fence],
+      );
+      await this.record(
+        manager,
+        row,
+        'booking.held',
+        `Held ${labels.join(', ')} until ${held.heldUntil.toISOString()} (fencing token ${held.fence})`,
+      );
+      return row;
+    });
+  }
+
+  /** held → expired when the TTL has passed; frees the seats this booking still holds by fence. */
+  private async expireBooking(
+    manager: EntityManager,
+    bookingId: string,
+    by: 'sweeper' | 'inline' | 'release',
+  ): Promise<BookingRow | null> {
+    const [rows] = await manager.query<[BookingRow[], number]>(
+      `UPDATE bookings SET status = 'expired', updated_at = now()
+       WHERE id = $1 AND status = 'held' AND expires_at <= now() RETURNING ${BOOKING_COLUMNS}`,
+      [bookingId],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    await this.catalog.releaseSeats(manager, {
+      eventId: row.event_id,
+      labels: row.seat_labels,
+      fence: row.fence,
+    });
+    await this.record(
+      manager,
+      row,
+      'booking.expired',
+      `Hold lapsed at ${row.expires_at.toISOString()}; ${row.seat_labels.join(', ')} free again`,
+    );
+    this.metrics.expired.inc({ by });
+    return row;
+  }
+
+  private async findOwned(
+    manager: EntityManager,
+    customer: AuthenticatedCustomer,
+    bookingId: string,
+    forUpdate = false,
+  ): Promise<BookingRow> {
+    const rows = await manager.query<BookingRow[]>(
+      `SELECT ${BOOKING_COLUMNS} FROM bookings WHERE id = $1 AND customer_id = $2
+       ${forUpdate ? 'FOR UPDATE' : ''}`,
+      [bookingId, customer.id],
+    );
+    // Another customer's booking is answered exactly like a missing one.
+    if (rows.length === 0) throw BookingError.notFound(bookingId);
+    return rows[0];
+  }
+
+  /** Appends to the timeline and the outbox, in the transaction of the change. */
+  private async record(
+    manager: EntityManager,
+    row: BookingRow,
+    type: string,
+    detail: string,
+  ): Promise<void> {
+    await manager.query(
+      `INSERT INTO booking_timeline (booking_id, type, detail) VALUES ($1, $2, $3)`,
+      [row.id, type, detail],
+    );
+    await this.notifications.enqueue(manager, {
+      topic: type,
+      customerId: row.customer_id,
+      aggregateId: row.id,
+      payload: { booking: toDto(row) },
+    });
+  }
+
+  /** Best effort: the keys expire with the hold anyway, this only frees them sooner. */
+  private async releaseLease(keys: readonly string[], owner: string): Promise<void> {
+    if (this.lock.mode === 'off') return;
+    try {
+      await this.lock.release({ keys, owner });
+    } catch (error) {
+      this.logger.debug({ err: error }, 'Could not release seat locks; they expire with the hold');
+    }
+  }
+}

@@ -1,0 +1,28 @@
+import { ApiProperty } from '@nestjs/swagger';
+import type { BookingStatus } from '../booking.entity';
+
+export class BookingDto {
+  /** Booking id (UUID). */
+  id: string;
+
+  @ApiProperty({ enum: ['held', 'confirmed', 'released', 'expired', 'cancelled'] })
+  status: BookingStatus;
+
+  eventId: string;
+
+  /** Seat labels of this booking. */
+  seats: string[];
+
+  /** Sum of the seats' prices in minor units. */
+  amountCents: number;
+
+  currency: string;
+
+  /** When the hold lapses unless paid. */
+  expiresAt: string;
+
+  /** Fencing token of the hold, a 64-bit integer as a decimal string. */
+  fencingToken: string;
+
+  createdAt: string;
+}

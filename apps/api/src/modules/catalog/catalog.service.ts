@@ -1,0 +1,246 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import type { Page } from '../../common/pagination/page';
+import type { PageQueryDto } from '../../common/pagination/page-query.dto';
+import { CatalogError } from './catalog.errors';
+import type { CreateEventDto } from './dto/create-event.dto';
+import type { EventWithSeatsDto } from './dto/event-with-seats.dto';
+import type { EventDto } from './dto/event.dto';
+import type { SeatDto } from './dto/seat.dto';
+import type { SeatStatus } from './seat.entity';
+import { buildSeatMap } from './seat-map.builder';
+import type { HeldSeats, SeatMap, SeatState } from './seat-map';
+
+export const MAX_SEATS_PER_EVENT = 10_000;
+const SEAT_MAP_CACHE_MAX = 500;
+
+interface EventRow {
+  id: string;
+  name: string;
+  venue: string;
+  starts_at: Date;
+  currency: string;
+  sections: EventDto['sections'];
+  created_at: Date;
+  total: number;
+  free: number;
+  held: number;
+  booked: number;
+}
+
+/** A hold whose TTL passed counts as free everywhere it is shown. */
+const EFFECTIVE_STATUS = `CASE WHEN s.status = 'held' AND s.held_until <= now() THEN 'free' ELSE s.status END`;
+
+const EVENT_WITH_COUNTS = `
+  SELECT e.id, e.name, e.venue, e.starts_at, e.currency, e.sections, e.created_at,
+         c.total::int, c.free::int, c.held::int, c.booked::int
+  FROM events e
+  CROSS JOIN LATERAL (
+    SELECT count(*) AS total,
+           count(*) FILTER (WHERE ${EFFECTIVE_STATUS} = 'free') AS free,
+           count(*) FILTER (WHERE ${EFFECTIVE_STATUS} = 'held') AS held,
+           count(*) FILTER (WHERE s.status = 'booked') AS booked
+    FROM seats s WHERE s.event_id = e.id
+  ) c`;
+
+function toEventDto(row: EventRow): EventDto {
+  return {
+    id: row.id,
+    name: row.name,
+    venue: row.venue,
+    startsAt: row.starts_at.toISOString(),
+    currency: row.currency,
+    sections: row.sections,
+    seatCounts: { total: row.total, free: row.free, held: row.held, booked: row.booked },
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+/**
+ * The catalog module's facade: events and seat maps, and the only code that writes `seats`. Every
+ * seat write is conditional (status, fence) and runs in the caller's transaction.
+ */
+@Injectable()
+export class CatalogService {
+  private readonly seatMaps = new Map<string, SeatMap>();
+
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async createEvent(input: CreateEventDto): Promise<EventWithSeatsDto> {
+    const names = input.sections.map((s) => s.name);
+    const repeated = [...new Set(names.filter((n, i) => names.indexOf(n) !== i))];
+    if (repeated.length > 0) throw CatalogError.duplicateSections(repeated);
+    const seatCount = input.sections.reduce((sum, s) => sum + s.rows * s.seatsPerRow, 0);
+    if (seatCount > MAX_SEATS_PER_EVENT) throw CatalogError.tooManySeats(seatCount, MAX_SEATS_PER_EVENT);
+
+    const id = randomUUID();
+    const sections = input.sections.map(({ name, rows, seatsPerRow, priceCents }) => ({
+      name,
+      rows,
+      seatsPerRow,
+      priceCents,
+    }));
+    const seats = buildSeatMap(sections);
+    await this.dataSource.transaction(async (manager) => {
+      await manager.query(
+        `INSERT INTO events (id, name, venue, starts_at, currency, sections, seat_count)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [id, input.name, input.venue, input.startsAt, input.currency, JSON.stringify(sections), seatCount],
+      );
+      await manager.query(
+        `INSERT INTO seats (event_id, label, section, position, price_cents)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[])`,
+        [
+          id,
+          seats.map((s) => s.label),
+          seats.map((s) => s.section),
+          seats.map((s) => s.position),
+          seats.map((s) => s.priceCents),
+        ],
+      );
+    });
+    const event = await this.getEvent(id);
+    return {
+      ...event,
+      seats: seats.map((s) => ({
+        label: s.label,
+        section: s.section,
+        priceCents: s.priceCents,
+        currency: input.currency,
+        status: 'free' as const,
+      })),
+    };
+  }
+
+  async listEvents(page: PageQueryDto): Promise<Page<EventDto>> {
+    const [rows, [{ total }]] = await Promise.all([
+      this.dataSource.query<EventRow[]>(
+        `${EVENT_WITH_COUNTS} ORDER BY e.starts_at, e.id LIMIT $1 OFFSET $2`,
+        [page.limit, page.offset],
+      ),
+      this.dataSource.query<{ total: number }[]>(`SELECT count(*)::int AS total FROM events`),
+    ]);
+    return { items: rows.map(toEventDto), total };
+  }
+
+  async getEvent(eventId: string): Promise<EventDto> {
+    const rows = await this.dataSource.query<EventRow[]>(`${EVENT_WITH_COUNTS} WHERE e.id = $1`, [
+      eventId,
+    ]);
+    if (rows.length === 0) throw CatalogError.eventNotFound(eventId);
+    return toEventDto(rows[0]);
+  }
+
+  async listSeats(eventId: string): Promise<SeatDto[]> {
+    const seatMap = await this.getSeatMap(eventId);
+    const rows = await this.dataSource.query<
+      { label: string; section: string; price_cents: number; status: SeatStatus }[]
+    >(
+      `SELECT s.label, s.section, s.price_cents, ${EFFECTIVE_STATUS} AS status
+       FROM seats s WHERE s.event_id = $1 ORDER BY s.position`,
+      [eventId],
+    );
+    return rows.map((row) => ({
+      label: row.label,
+      section: row.section,
+      priceCents: row.price_cents,
+      currency: seatMap.currency,
+      status: row.status,
+    }));
+  }
+
+  /** The event's seat labels and prices; cached, since a seat map never changes once created. */
+  async getSeatMap(eventId: string): Promise<SeatMap> {
+    const cached = this.seatMaps.get(eventId);
+    if (cached) return cached;
+    const rows = await this.dataSource.query<
+      { currency: string; label: string; price_cents: number }[]
+    >(
+      `SELECT e.currency, s.label, s.price_cents
+       FROM events e JOIN seats s ON s.event_id = e.id WHERE e.id = $1`,
+      [eventId],
+    );
+    if (rows.length === 0) throw CatalogError.eventNotFound(eventId);
+    const seatMap: SeatMap = {
+      eventId,
+      currency: rows[0].currency,
+      prices: new Map(rows.map((row) => [row.label, row.price_cents])),
+    };
+    if (this.seatMaps.size >= SEAT_MAP_CACHE_MAX) this.seatMaps.clear();
+    this.seatMaps.set(eventId, seatMap);
+    return seatMap;
+  }
+
+  /**
+   * Returns the given seats whose hold has passed its TTL to `free`, so an expired hold never blocks
+   * a new one. Answers the bookings that held them, for the caller to expire.
+   */
+  async freeExpiredHolds(manager: EntityManager, eventId: string, labels: string[]): Promise<string[]> {
+    const [rows] = await manager.query<[{ booking_id: string }[], number]>(
+      `UPDATE seats s SET status = 'free', booking_id = NULL, held_until = NULL
+       FROM (SELECT label, booking_id FROM seats
+             WHERE event_id = $1 AND label = ANY($2) AND status = 'held' AND held_until <= now()
+             FOR UPDATE) old
+       WHERE s.event_id = $1 AND s.label = old.label
+       RETURNING old.booking_id`,
+      [eventId, labels],
+    );
+    return [...new Set(rows.map((row) => row.booking_id))];
+  }
+
+  /**
+   * The hold itself: one conditional UPDATE. It succeeds only for seats that are free and whose
+   * stored fence is smaller than this writer's token; the row count decides who won. With no token
+   * (Redis unreachable or off), PostgreSQL mints one larger than every fence of these seats and
+   * than the current time in microseconds, so tokens keep increasing whichever layer mints them.
+   */
+  async holdSeats(
+    manager: EntityManager,
+    hold: { eventId: string; labels: string[]; bookingId: string; fence: bigint | null; ttlSeconds: number },
+  ): Promise<HeldSeats | null> {
+    const [rows] = await manager.query<[{ label: string; held_until: Date; fence: string }[], number]>(
+      `WITH token AS (
+         SELECT COALESCE($4::bigint, greatest(
+                  max(fence) + 1,
+                  (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)) AS value
+         FROM seats WHERE event_id = $1 AND label = ANY($2)
+       )
+       UPDATE seats s
+       SET status = 'held', booking_id = $3, fence = token.value,
+           held_until = now() + make_interval(secs => $5)
+       FROM token
+       WHERE s.event_id = $1 AND s.label = ANY($2) AND s.status = 'free' AND s.fence < token.value
+       RETURNING s.label, s.held_until, s.fence`,
+      [hold.eventId, hold.labels, hold.bookingId, hold.fence?.toString() ?? null, hold.ttlSeconds],
+    );
+    if (rows.length !== hold.labels.length) return null;
+    return { labels: rows.map((r) => r.label), heldUntil: rows[0].held_until, fence: rows[0].fence };
+  }
+
+  /** Current status and fence of some seats, to explain a failed conditional write. */
+  async inspectSeats(manager: EntityManager, eventId: string, labels: string[]): Promise<SeatState[]> {
+    return manager.query<SeatState[]>(
+      `SELECT label, ${EFFECTIVE_STATUS} AS status, fence FROM seats s
+       WHERE event_id = $1 AND label = ANY($2)`,
+      [eventId, labels],
+    );
+  }
+
+  /**
+   * Frees seats still held under this fence. A writer whose lease was superseded (its seat expired
+   * and was held again with a larger token) matches nothing: the answer is how many rows it freed.
+   */
+  async releaseSeats(
+    manager: EntityManager,
+    seats: { eventId: string; labels: string[]; fence: string },
+  ): Promise<number> {
+    const [, count] = await manager.query<[unknown[], number]>(
+      `UPDATE seats SET status = 'free', booking_id = NULL, held_until = NULL
+       WHERE event_id = $1 AND label = ANY($2) AND status = 'held' AND fence = $3`,
+      [seats.eventId, seats.labels, seats.fence],
+    );
+    return count;
+  }
+}

@@ -1,0 +1,6 @@
+export class SectionDto {
+  name: string;
+  rows: number;
+  seatsPerRow: number;
+  priceCents: number;
+}

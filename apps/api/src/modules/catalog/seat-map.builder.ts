@@ -1,0 +1,40 @@
+import type { SectionSpec } from './event.entity';
+
+export interface PlannedSeat {
+  label: string;
+  section: string;
+  position: number;
+  priceCents: number;
+}
+
+/** Spreadsheet-style row names: 0 → A, 25 → Z, 26 → AA, 27 → AB, … */
+export function rowName(index: number): string {
+  let name = '';
+  for (let n = index + 1; n > 0; n = Math.floor((n - 1) / 26)) {
+    name = String.fromCharCode(65 + ((n - 1) % 26)) + name;
+  }
+  return name;
+}
+
+/**
+ * Lays out an event's seats: rows are lettered across the whole event in section order (section 1
+ * rows A–C, section 2 rows D–F, …), a label is row + number (`D12`).
+ */
+export function buildSeatMap(sections: SectionSpec[]): PlannedSeat[] {
+  const seats: PlannedSeat[] = [];
+  let row = 0;
+  for (const section of sections) {
+    for (let r = 0; r < section.rows; r += 1, row += 1) {
+      const name = rowName(row);
+      for (let number = 1; number <= section.seatsPerRow; number += 1) {
+        seats.push({
+          label: `${name}${number}`,
+          section: section.name,
+          position: seats.length,
+          priceCents: section.priceCents,
+        });
+      }
+    }
+  }
+  return seats;
+}

@@ -1,0 +1,18 @@
+/** What booking needs to validate a hold without asking PostgreSQL: an event's immutable seat map. */
+export interface SeatMap {
+  eventId: string;
+  currency: string;
+  prices: ReadonlyMap<string, number>;
+}
+
+export interface HeldSeats {
+  labels: string[];
+  heldUntil: Date;
+  fence: string;
+}
+
+export interface SeatState {
+  label: string;
+  status: 'free' | 'held' | 'booked';
+  fence: string;
+}

@@ -1,0 +1,81 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { QueryFailedError, Repository } from 'typeorm';
+import type { AuthenticatedCustomer } from '../../common/auth/auth.decorators';
+import { AppConfigService } from '../../config/app-config.service';
+import { CustomerEntity } from './customer.entity';
+import { CustomerError } from './customer.errors';
+import type { CreateCustomerDto } from './dto/create-customer.dto';
+import type { CustomerCreatedDto } from './dto/customer-created.dto';
+
+const TOKEN_CACHE_TTL_MS = 5 * 60 * 1000;
+const TOKEN_CACHE_MAX = 50_000;
+
+function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/**
+ * The customer module's facade: registration and bearer-token resolution. Resolved tokens are
+ * cached briefly so a request that Redis answers (a lost seat race) does not touch PostgreSQL.
+ */
+@Injectable()
+export class CustomerService implements OnModuleInit {
+  private readonly logger = new Logger(CustomerService.name);
+  private readonly tokenCache = new Map<string, { customer: AuthenticatedCustomer; at: number }>();
+  private adminTokenHash: Buffer;
+
+  constructor(
+    @InjectRepository(CustomerEntity) private readonly customers: Repository<CustomerEntity>,
+    private readonly config: AppConfigService,
+  ) {}
+
+  onModuleInit(): void {
+    let adminToken = this.config.get('ADMIN_TOKEN');
+    if (!adminToken) {
+      adminToken = `adm_${randomBytes(24).toString('base64url')}`;
+      this.logger.warn(`ADMIN_TOKEN is not set; generated one for this run: ${adminToken}`);
+    }
+    this.adminTokenHash = createHash('sha256').update(adminToken).digest();
+  }
+
+  async register(input: CreateCustomerDto): Promise<CustomerCreatedDto> {
+    const token = `slk_${randomBytes(32).toString('base64url')}`;
+    const customer = this.customers.create({
+      id: randomUUID(),
+      email: input.email,
+      name: input.name,
+      tokenHash: hashToken(token),
+    });
+    try {
+      await this.customers.insert(customer);
+    } catch (error) {
+      const code = (error as QueryFailedError & { driverError?: { code?: string } }).driverError
+        ?.code;
+      if (error instanceof QueryFailedError && code === '23505') {
+        throw CustomerError.emailTaken(input.email);
+      }
+      throw error;
+    }
+    return { id: customer.id, email: customer.email, name: customer.name, token };
+  }
+
+  /** The customer owning this bearer token, or null. */
+  async authenticate(token: string): Promise<AuthenticatedCustomer | null> {
+    const hash = hashToken(token);
+    const cached = this.tokenCache.get(hash);
+    if (cached && Date.now() - cached.at < TOKEN_CACHE_TTL_MS) return cached.customer;
+    const row = await this.customers.findOne({ where: { tokenHash: hash } });
+    if (!row) return null;
+    const customer = { id: row.id, email: row.email, name: row.name };
+    if (this.tokenCache.size >= TOKEN_CACHE_MAX) this.tokenCache.clear();
+    this.tokenCache.set(hash, { customer, at: Date.now() });
+    return customer;
+  }
+
+  isAdminToken(token: string): boolean {
+    const candidate = createHash('sha256').update(token).digest();
+    return timingSafeEqual(candidate, this.adminTokenHash);
+  }
+}

@@ -1,0 +1,31 @@
+/** Base class so callers can catch every lock failure with one `instanceof`. */
+export abstract class LockError extends Error {
+  abstract readonly code: string;
+}
+
+/** Some key is held by another owner. `busyKeys` lists exactly which. */
+export class LockBusyError extends LockError {
+  readonly code = 'LOCK.BUSY';
+  constructor(readonly busyKeys: string[]) {
+    super(`lock busy: ${busyKeys.join(', ')}`);
+    this.name = 'LockBusyError';
+  }
+}
+
+/** Redis could not be asked (down, timing out, or the provider is switched off). */
+export class LockUnavailableError extends LockError {
+  readonly code = 'LOCK.UNAVAILABLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LockUnavailableError';
+  }
+}
+
+/** The lease is no longer held: it expired or another owner has the key. */
+export class LockLostError extends LockError {
+  readonly code = 'LOCK.LOST';
+  constructor(readonly keys: string[]) {
+    super(`lock lost: ${keys.join(', ')}`);
+    this.name = 'LockLostError';
+  }
+}

@@ -1,0 +1,35 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+/** The lock provider's own counters; registered on the application's registry when one is given. */
+export class LockMetrics {
+  readonly acquisitions: Counter<'result'>;
+  readonly acquireSeconds: Histogram;
+  readonly releases: Counter;
+  readonly ratchets: Counter;
+
+  constructor(registry?: Registry) {
+    const registers = registry ? [registry] : [];
+    this.acquisitions = new Counter({
+      name: 'lock_acquisitions_total',
+      help: 'Lock acquire attempts by result (acquired, busy, unavailable)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.acquireSeconds = new Histogram({
+      name: 'lock_acquire_duration_seconds',
+      help: 'Time for one acquire round trip to Redis',
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25],
+      registers,
+    });
+    this.releases = new Counter({
+      name: 'lock_releases_total',
+      help: 'Lease releases sent to Redis',
+      registers,
+    });
+    this.ratchets = new Counter({
+      name: 'lock_fence_ratchets_total',
+      help: 'Fence counters raised to a value PostgreSQL already held',
+      registers,
+    });
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Lua scripts run atomically by Redis. KEYS hold n lock keys followed by their n fence-counter keys,
+ * so every key a script touches is declared (Redis Cluster routes by them; callers put the shared
+ * hash tag inside their keys).
+ *
+ * Fencing: the token is max(every counter + 1, Redis TIME in microseconds). Seeding from the clock
+ * keeps tokens increasing after Redis lost its keys (restart, flush, failover to a replica that
+ * missed writes), which is also why the counters may expire. Lua numbers are doubles: microsecond
+ * time stays exact (< 2^53) for another two centuries; tokens leave as decimal strings.
+ */
+export const ACQUIRE_MANY_SCRIPT = `
+local n = #KEYS / 2
+local owner = ARGV[1]
+local busy = {}
+for i = 1, n do
+  local holder = redis.call('GET', KEYS[i])
+  if holder and holder ~= owner then busy[#busy + 1] = i end
+end
+if #busy > 0 then return {0, busy} end
+local now = redis.call('TIME')
+local token = tonumber(now[1]) * 1000000 + tonumber(now[2])
+for i = 1, n do
+  local counter = tonumber(redis.call('GET', KEYS[n + i]) or '0')
+  if counter + 1 > token then token = counter + 1 end
+end
+local text = string.format('%.0f', token)
+for i = 1, n do
+  redis.call('SET', KEYS[i], owner, 'PX', ARGV[2])
+  redis.call('SET', KEYS[n + i], text, 'PX', ARGV[3])
+end
+return {1, text}
+`;
+
+/** Deletes only the keys still owned by this owner; safe to call twice. Returns how many it freed. */
+export const RELEASE_SCRIPT = `
+local freed = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    freed = freed + 1
+  end
+end
+return freed
+`;
+
+/** All-or-nothing: extends only if every key is still owned, so an expired lease is never revived. */
+export const EXTEND_SCRIPT = `
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= ARGV[1] then return 0 end
+end
+for i = 1, #KEYS do
+  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+end
+return 1
+`;
+
+/** Raises fence counters to at least ARGV[1] (used when PostgreSQL knows a larger token). */
+export const RATCHET_SCRIPT = `
+for i = 1, #KEYS do
+  local counter = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if counter < tonumber(ARGV[1]) then
+    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+  end
+end
+return 1
+`;
