@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -8,6 +11,14 @@ import { ProblemDetailsDto } from './common/http/problem-details.dto';
 /** Requests larger than this are refused with 413 before they are parsed. */
 const BODY_LIMIT_BYTES = 256 * 1024;
 
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** A caller's X-Request-Id when it is sane, else a fresh one; logs and answers carry it. */
+function requestId(request: IncomingMessage | Http2ServerRequest): string {
+  const given = request.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
 /**
  * Builds the application exactly as production runs it (Fastify, logger, Swagger); main.ts and the
  * e2e tests both start it from here.
@@ -15,11 +26,17 @@ const BODY_LIMIT_BYTES = 256 * 1024;
 export async function createApp(env: Record<string, string> = {}): Promise<NestFastifyApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(env),
-    new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES }),
+    new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES, genReqId: requestId }),
     { bufferLogs: true },
   );
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRequest', async (request, reply) => {
+      reply.header('X-Request-Id', request.id);
+    });
 
   const config = new DocumentBuilder()
     .setTitle('Seatlock')

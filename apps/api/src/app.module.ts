@@ -1,6 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type DynamicModule, Module, ValidationPipe } from '@nestjs/common';
+import { type DynamicModule, Module, RequestMethod, ValidationPipe } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
 import { LoggerModule } from 'nestjs-pino';
@@ -17,15 +15,6 @@ import { BearerAuthGuard } from './modules/customer/bearer-auth.guard';
 import { CustomerModule } from './modules/customer/customer.module';
 import { NotificationModule } from './modules/notification/notification.module';
 
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
-
-function requestId(request: IncomingMessage, response: ServerResponse): string {
-  const given = request.headers['x-request-id'];
-  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-  response.setHeader('X-Request-Id', id);
-  return id;
-}
-
 /**
  * The module graph. Dependencies point one way: booking → catalog, everything → notification;
  * customer provides the bearer guard for all. `env` overrides the environment (tests use it).
@@ -40,9 +29,9 @@ export class AppModule {
         LoggerModule.forRootAsync({
           inject: [AppConfigService],
           useFactory: (config: AppConfigService) => ({
+            forRoutes: [{ path: '{*splat}', method: RequestMethod.ALL }],
             pinoHttp: {
               level: config.get('LOG_LEVEL'),
-              genReqId: requestId,
               redact: ['req.headers.authorization', 'req.headers["idempotency-key"]'],
               customLogLevel: (_request, response, error) =>
                 error || response.statusCode >= 500
