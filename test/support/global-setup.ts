@@ -1,0 +1,66 @@
+import { Redis } from 'ioredis';
+import { Client } from 'pg';
+import 'reflect-metadata';
+import { DataSource } from 'typeorm';
+import { typeormOptions } from '../../apps/api/src/database/typeorm-options';
+import { testDatabaseUrl, testRedisUrl } from './test-env';
+
+const HOW_TO_START = {
+  postgres:
+    'Start PostgreSQL, e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` ' +
+    'or `docker compose up -d postgres`, or point DATABASE_URL at one (its database name must contain "test").',
+  redis:
+    'Start Redis, e.g. `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no` ' +
+    'or `docker compose up -d redis`, or point REDIS_URL at one.',
+};
+
+/** Drops and recreates the test database, then runs the migrations on it. */
+async function freshDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new Client({ connectionString: admin.toString(), connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new Error(
+      `Cannot reach PostgreSQL at ${admin.host} (${(error as Error).message}). ${HOW_TO_START.postgres}`,
+    );
+  }
+  try {
+    const quoted = `"${name.replace(/"/g, '""')}"`;
+    await client.query(`DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${quoted}`);
+  } finally {
+    await client.end();
+  }
+  const dataSource = await new DataSource(typeormOptions({ url })).initialize();
+  try {
+    await dataSource.runMigrations({ transaction: 'each' });
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+async function checkRedis(url: string): Promise<void> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 2000,
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    throw new Error(`Cannot reach Redis at ${url} (${(error as Error).message}). ${HOW_TO_START.redis}`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export default async function globalSetup(): Promise<void> {
+  await checkRedis(testRedisUrl());
+  await freshDatabase(testDatabaseUrl());
+}
