@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, ReplyError } from 'ioredis';
 import type { Lease } from './lease';
 import { LockBusyError, LockLostError, LockUnavailableError } from './lock.errors';
 import { LockMetrics } from './lock.metrics';
@@ -55,6 +55,7 @@ export class LockProvider {
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
       connectTimeout: 2000,
+      disconnectTimeout: 200,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     });
     this.redis.on('ready', () => this.setAvailable(true));
@@ -147,6 +148,11 @@ export class LockProvider {
 
   async close(): Promise<void> {
     if (!this.redis) return;
+    // quit() waits for a reply; a client still reconnecting would wait for a server that is gone.
+    if (this.redis.status !== 'ready') {
+      this.redis.disconnect();
+      return;
+    }
     try {
       await this.redis.quit();
     } catch {
@@ -194,6 +200,8 @@ export class LockProvider {
     } catch (error) {
       if (error instanceof LockUnavailableError) throw error;
       const message = error instanceof Error ? error.message : String(error);
+      // A reply error means Redis answered; anything else (closed socket, timeout) means it did not.
+      if (!(error instanceof ReplyError)) this.setAvailable(false, message);
       throw new LockUnavailableError(`Redis command failed: ${message}`, { cause: error });
     }
   }

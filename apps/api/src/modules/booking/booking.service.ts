@@ -240,10 +240,12 @@ export class BookingService {
       this.metrics.staleFences.inc();
       this.logger.warn(
         { fence: lease.fence.toString(), stored: error.newestFence.toString() },
-        'PostgreSQL refused a stale fencing token; ratcheting the Redis counters',
+        'PostgreSQL refused a stale fencing token; it mints this one and Redis is ratcheted to it',
       );
-      await this.lock.ratchet(keys, error.newestFence).catch(() => undefined);
-      return write(null);
+      const row = await write(null);
+      // Up to the token PostgreSQL just stored, so the next Redis token beats it.
+      await this.lock.ratchet(keys, BigInt(row.fence)).catch(() => undefined);
+      return row;
     }
   }
 
