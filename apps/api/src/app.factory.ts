@@ -45,7 +45,12 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
         'Errors are application/problem+json with a stable `code`.',
     )
     .setVersion('0.1.0')
-    .addBearerAuth()
+    .addBearerAuth({
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'opaque',
+      description: 'A customer token from POST /customers, or the admin token for /admin routes',
+    })
     .build();
   const document = SwaggerModule.createDocument(app, config, {
     extraModels: [ProblemDetailsDto],

@@ -1,8 +1,11 @@
 import 'reflect-metadata';
 import { createApp } from './app.factory';
-import { resolveDatabase } from './database/local-database';
+import { validateEnvironment } from './config/validate-environment';
+import { LOCAL_DATABASE_URL, resolveDatabase } from './database/local-database';
 
 async function bootstrap(): Promise<void> {
+  // Fail fast, before any server starts; DATABASE_URL may still be filled in below.
+  validateEnvironment({ DATABASE_URL: LOCAL_DATABASE_URL, ...process.env });
   const database = await resolveDatabase();
   const app = await createApp({ DATABASE_URL: database.url });
   if (database.stop) {

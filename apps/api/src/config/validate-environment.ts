@@ -35,7 +35,11 @@ export function validateEnvironment(raw: Record<string, unknown>): EnvironmentVa
   const config = plainToInstance(EnvironmentVariables, coerce(raw), {
     exposeDefaultValues: true,
   });
-  const errors = validateSync(config, { skipMissingProperties: false, forbidUnknownValues: false });
+  const errors = validateSync(config, {
+    skipMissingProperties: false,
+    forbidUnknownValues: false,
+    stopAtFirstError: true,
+  });
   if (errors.length > 0) {
     throw new Error(`Invalid configuration:\n${errors.map(describe).join('\n')}`);
   }

@@ -10,7 +10,7 @@ export interface ResolvedDatabase {
   stop?: () => Promise<void>;
 }
 
-const LOCAL_URL = 'postgres://postgres:postgres@127.0.0.1:5432/seatlock';
+export const LOCAL_DATABASE_URL = 'postgres://postgres:postgres@127.0.0.1:5432/seatlock';
 const EMBEDDED_PORT = 54329;
 
 function portAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
@@ -49,8 +49,8 @@ export async function ensureDatabase(url: string): Promise<void> {
 export async function resolveDatabase(): Promise<ResolvedDatabase> {
   if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, source: 'DATABASE_URL' };
   if (await portAnswers('127.0.0.1', 5432)) {
-    await ensureDatabase(LOCAL_URL);
-    return { url: LOCAL_URL, source: 'local server' };
+    await ensureDatabase(LOCAL_DATABASE_URL);
+    return { url: LOCAL_DATABASE_URL, source: 'local server' };
   }
   // The package is ESM-only; Node 20.19+ loads it through require(esm).
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -6,6 +6,7 @@ import {
   type HealthCheckResult,
   TypeOrmHealthIndicator,
 } from '@nestjs/terminus';
+import { LivenessDto } from './dto/liveness.dto';
 import { RedisHealthIndicator } from './redis-health.indicator';
 
 @ApiTags('operations')
@@ -19,7 +20,7 @@ export class HealthController {
 
   /** The process is up and serving HTTP. */
   @Get('live')
-  live(): { status: 'ok' } {
+  live(): LivenessDto {
     return { status: 'ok' };
   }
 

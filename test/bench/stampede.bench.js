@@ -1,0 +1,901 @@
+'use strict';
+
+/*
+ * Stampede benchmark: N customers press "book" on the same seat at the same instant.
+ *
+ *   npm run bench:stampede -- --contenders 1000 [--json] [--cold]
+ *
+ * For LOCK_MODE=redis and LOCK_MODE=off it starts the BUILT API as a child process on a fresh
+ * database of its own (seatlock_bench, dropped and recreated per mode), creates an event, registers
+ * N customers, then fires N concurrent `POST /bookings {seatIds:['A1']}` and measures what reached
+ * PostgreSQL (pg_stat_database / pg_stat_user_tables deltas) and what the app says it answered from
+ * Redis alone (seatlock_holds_total). Exactly one winner per mode, or the exit code is 1.
+ *
+ * Fair by construction: before the stampede every customer's bearer token and the event's seat map
+ * are already cached by the app (customers who were browsing when the sale opened), and every
+ * connection is already open, so the measured window holds the booking requests only. `--cold`
+ * skips that warm-up (each contender's first request then also looks its token up in PostgreSQL).
+ * The hold sweeper is slowed to once an hour: its once-a-second query would otherwise count.
+ *
+ * PostgreSQL 15 publishes a backend's counters at most once a second and, once the backend is idle,
+ * up to 10 s later; both snapshots therefore wait for 11 s of quiet and 2 s of stable counters, and
+ * the second one is checked again after the API exited (an exiting backend flushes everything).
+ */
+
+const { spawn } = require('node:child_process');
+const { randomBytes } = require('node:crypto');
+const { existsSync } = require('node:fs');
+const { createServer } = require('node:net');
+const path = require('node:path');
+const readline = require('node:readline');
+const { setTimeout: sleep } = require('node:timers/promises');
+const { Redis } = require('ioredis');
+const { Client } = require('pg');
+const { Agent, request } = require('undici');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const MAIN = path.join(ROOT, 'dist', 'apps', 'api', 'apps', 'api', 'src', 'main.js');
+const BENCH_DATABASE = 'seatlock_bench';
+const MODES = ['redis', 'off'];
+const SEAT = 'A1';
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+const SETUP_CONCURRENCY = 50;
+const STATS_POLL_MS = 250;
+/** PGSTAT_IDLE_INTERVAL (10 s) plus a margin: pending counters of an idle backend are out by then. */
+const STATS_QUIET_MS = 11_000;
+const STATS_STABLE_MS = 2_000;
+const STATS_MAX_WAIT_MS = 15_000;
+
+const TIMEOUTS = {
+  total: 15 * 60_000,
+  ready: 60_000,
+  request: 15_000,
+  stampede: 120_000,
+  stop: 10_000,
+};
+
+const USAGE = `Usage: npm run bench:stampede -- [--contenders N] [--json] [--cold]
+
+  --contenders N  concurrent POST /bookings for the same seat (default 1000)
+  --json          also print one JSON object as the last line of stdout
+  --cold          skip the warm-up (token and seat-map caches, pre-opened connections)
+
+Environment: DATABASE_URL (only its server is used; the bench database is ${BENCH_DATABASE}),
+REDIS_URL (default redis://127.0.0.1:6379). Both must point at this machine (loopback).`;
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+class BenchError extends Error {}
+
+function log(message) {
+  process.stderr.write(`[stampede] ${message}\n`);
+}
+
+function parseArgs(argv) {
+  const options = { contenders: 1000, json: false, warm: true };
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    if (arg === '--json') options.json = true;
+    else if (arg === '--cold') options.warm = false;
+    else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else if (arg === '--contenders' || arg.startsWith('--contenders=')) {
+      const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[(i += 1)];
+      if (!/^\d+$/.test(value ?? '') || Number(value) < 1 || Number(value) > 10_000) {
+        throw new BenchError(`--contenders needs an integer from 1 to 10000, got ${value}`);
+      }
+      options.contenders = Number(value);
+    } else {
+      throw new BenchError(`unknown argument ${arg}\n${USAGE}`);
+    }
+  }
+  return options;
+}
+
+function requireLoopback(url, variable) {
+  if (!LOOPBACK.has(url.hostname)) {
+    throw new BenchError(`${variable} must point at this machine (127.0.0.1), got ${url.host}`);
+  }
+  if (url.hostname === 'localhost') url.hostname = '127.0.0.1';
+  return url;
+}
+
+function databaseUrls() {
+  const base = requireLoopback(
+    new URL(process.env.DATABASE_URL || 'postgres://postgres:postgres@127.0.0.1:5432/seatlock'),
+    'DATABASE_URL',
+  );
+  const bench = new URL(base);
+  bench.pathname = `/${BENCH_DATABASE}`;
+  const admin = new URL(base);
+  admin.pathname = '/postgres';
+  return { bench: bench.toString(), admin: admin.toString() };
+}
+
+function redisUrl() {
+  return requireLoopback(
+    new URL(process.env.REDIS_URL || 'redis://127.0.0.1:6379'),
+    'REDIS_URL',
+  ).toString();
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new BenchError(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs `work(item, index)` over `items` with at most `limit` in flight; answers results in order. */
+async function mapLimit(items, limit, work) {
+  const results = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next;
+      next += 1;
+      results[index] = await work(items[index], index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+function round(value, digits = 1) {
+  return value === null || value === undefined ? null : Number(value.toFixed(digits));
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+async function call(agent, baseUrl, method, route, { body, token, timeoutMs } = {}) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await request(`${baseUrl}${route}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    dispatcher: agent,
+    signal: AbortSignal.timeout(timeoutMs ?? TIMEOUTS.request),
+  });
+  const text = await response.body.text();
+  const type = String(response.headers['content-type'] || '');
+  let parsed = text;
+  if (type.includes('json') && text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+  }
+  return { status: response.statusCode, body: parsed, text };
+}
+
+function expectStatus(response, status, what) {
+  if (response.status !== status) {
+    throw new BenchError(`${what}: expected ${status}, got ${response.status} ${response.text}`);
+  }
+  return response.body;
+}
+
+/** `seatlock_*` samples of the Prometheus text, keyed `name{labels}`. */
+function parseMetrics(text) {
+  const samples = {};
+  for (const line of text.split('\n')) {
+    const match = /^(seatlock_[a-z_]+(?:\{[^}]*\})?) ([0-9.eE+-]+|NaN)$/.exec(line.trim());
+    if (match) samples[match[1]] = Number(match[2]);
+  }
+  return samples;
+}
+
+function metricDelta(before, after, name) {
+  return (after[name] || 0) - (before[name] || 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API under test, as a child process
+
+const running = new Set();
+
+function startApi({ mode, port, databaseUrl, redis, adminToken }) {
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redis,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOCK_MODE: mode,
+      ADMIN_TOKEN: adminToken,
+      LOG_LEVEL: 'warn',
+      MIGRATIONS_RUN: 'true',
+      SWEEP_INTERVAL_MS: '3600000',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const api = {
+    mode,
+    child,
+    url: `http://127.0.0.1:${port}`,
+    tail: [],
+    levels: { warn: 0, error: 0, fatal: 0, other: 0 },
+    messages: new Map(),
+    exited: new Promise((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    ),
+  };
+  running.add(api);
+  api.exited.then(() => running.delete(api));
+  for (const stream of [child.stdout, child.stderr]) {
+    readline.createInterface({ input: stream }).on('line', (line) => {
+      api.tail.push(line);
+      if (api.tail.length > 40) api.tail.shift();
+      let level = 'other';
+      let message = line;
+      try {
+        const entry = JSON.parse(line);
+        level =
+          entry.level >= 60
+            ? 'fatal'
+            : entry.level >= 50
+              ? 'error'
+              : entry.level >= 40
+                ? 'warn'
+                : 'other';
+        message = String(entry.msg ?? '');
+        if (entry.res && entry.res.statusCode) message += ` [${entry.res.statusCode}]`;
+        if (entry.err && entry.err.message) message += ` (${entry.err.message})`;
+      } catch {
+        // not a pino line (the start-up banner, a crash trace)
+      }
+      api.levels[level] += 1;
+      const key = `${level}: ${message.slice(0, 200)}`;
+      api.messages.set(key, (api.messages.get(key) || 0) + 1);
+    });
+  }
+  return api;
+}
+
+function hasExited(api) {
+  return api.child.exitCode !== null || api.child.signalCode !== null;
+}
+
+async function stopApi(api) {
+  if (hasExited(api)) return api.exited;
+  api.child.kill('SIGTERM');
+  const stopped = await Promise.race([api.exited, sleep(TIMEOUTS.stop).then(() => null)]);
+  if (stopped) return stopped;
+  log(`API (${api.mode}) ignored SIGTERM for ${TIMEOUTS.stop} ms; sending SIGKILL`);
+  api.child.kill('SIGKILL');
+  return Promise.race([api.exited, sleep(5_000).then(() => ({ code: null, signal: 'SIGKILL' }))]);
+}
+
+async function stopAll() {
+  await Promise.all([...running].map((api) => stopApi(api).catch(() => undefined)));
+}
+
+async function waitReady(api, agent) {
+  const deadline = Date.now() + TIMEOUTS.ready;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (hasExited(api)) {
+      throw new BenchError(
+        `API (${api.mode}) exited during start-up (code ${api.child.exitCode}, signal ` +
+          `${api.child.signalCode}):\n${api.tail.join('\n')}`,
+      );
+    }
+    try {
+      const response = await call(agent, api.url, 'GET', '/health/ready', { timeoutMs: 2_000 });
+      if (response.status === 200) return response.body;
+      last = `${response.status} ${response.text}`;
+    } catch (error) {
+      last = error.message;
+    }
+    await sleep(100);
+  }
+  throw new BenchError(`API (${api.mode}) not ready after ${TIMEOUTS.ready} ms (${last})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+async function withClient(connectionString, work) {
+  const client = new Client({ connectionString, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function recreateDatabase(adminUrl) {
+  await withClient(adminUrl, async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS ${BENCH_DATABASE} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${BENCH_DATABASE}`);
+  });
+}
+
+async function dropDatabase(adminUrl) {
+  await withClient(adminUrl, (client) =>
+    client.query(`DROP DATABASE IF EXISTS ${BENCH_DATABASE} WITH (FORCE)`),
+  );
+}
+
+const DATABASE_COUNTERS = [
+  'sessions',
+  'xact_commit',
+  'xact_rollback',
+  'tup_inserted',
+  'tup_updated',
+  'tup_deleted',
+];
+
+/** pg_stat_database of the bench database, read from the `postgres` database (adds nothing here). */
+async function databaseCounters(admin) {
+  const { rows } = await admin.query(
+    `SELECT ${DATABASE_COUNTERS.join(', ')} FROM pg_stat_database WHERE datname = $1`,
+    [BENCH_DATABASE],
+  );
+  if (rows.length === 0) throw new BenchError(`no pg_stat_database row for ${BENCH_DATABASE}`);
+  return Object.fromEntries(DATABASE_COUNTERS.map((name) => [name, Number(rows[0][name])]));
+}
+
+/**
+ * pg_stat_user_tables of `seats` needs a connection to the bench database; the caller makes it
+ * before the first settle (so its own transactions are published before that snapshot) and after
+ * the second one.
+ */
+async function seatCounters(benchUrl) {
+  return withClient(benchUrl, async (client) => {
+    const { rows } = await client.query(
+      `SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables
+       WHERE relname = 'seats'`,
+    );
+    return Object.fromEntries(Object.entries(rows[0]).map(([key, value]) => [key, Number(value)]));
+  });
+}
+
+function sameCounters(a, b) {
+  return DATABASE_COUNTERS.every((name) => a[name] === b[name]);
+}
+
+function subtract(after, before) {
+  return Object.fromEntries(Object.keys(after).map((key) => [key, after[key] - before[key]]));
+}
+
+/**
+ * Polls the bench database's counters until they have not moved for STATS_STABLE_MS and the app
+ * has been quiet for STATS_QUIET_MS (or STATS_MAX_WAIT_MS passed, which is reported).
+ */
+async function settle(admin, quietSince, minQuietMs = STATS_QUIET_MS) {
+  const started = Date.now();
+  let current = await databaseCounters(admin);
+  let changedAt = started;
+  let changes = 0;
+  for (;;) {
+    const now = Date.now();
+    const stable = now - changedAt >= STATS_STABLE_MS;
+    const quiet = now - quietSince >= minQuietMs;
+    if (stable && quiet) {
+      return { counters: current, settled: true, waitedMs: now - started, changes };
+    }
+    if (now - started >= STATS_MAX_WAIT_MS) {
+      return { counters: current, settled: false, waitedMs: now - started, changes };
+    }
+    await sleep(STATS_POLL_MS);
+    const next = await databaseCounters(admin);
+    if (!sameCounters(next, current)) {
+      current = next;
+      changedAt = Date.now();
+      changes += 1;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One mode
+
+async function runMode(mode, options, urls, redis) {
+  const { contenders } = options;
+  const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
+  log(`[${mode}] fresh database ${BENCH_DATABASE}`);
+  await withTimeout(recreateDatabase(urls.admin), 30_000, 'recreating the bench database');
+
+  const setupAgent = new Agent({ connections: SETUP_CONCURRENCY + 10 });
+  const stampedeAgent = new Agent({
+    connections: contenders,
+    pipelining: 1,
+    keepAliveTimeout: 120_000,
+    keepAliveMaxTimeout: 120_000,
+    headersTimeout: TIMEOUTS.stampede,
+    bodyTimeout: TIMEOUTS.stampede,
+    connect: { timeout: 30_000 },
+  });
+  const admin = new Client({ connectionString: urls.admin, connectionTimeoutMillis: 5_000 });
+  let api = null;
+  try {
+    await admin.connect();
+    const port = await freePort();
+    log(`[${mode}] starting ${path.relative(ROOT, MAIN)} on 127.0.0.1:${port} (LOCK_MODE=${mode})`);
+    api = startApi({ mode, port, databaseUrl: urls.bench, redis, adminToken });
+    const health = await waitReady(api, setupAgent);
+    const redisHealth = health && health.info && health.info.redis ? health.info.redis : null;
+    if (mode === 'redis' && redisHealth && redisHealth.status !== 'up') {
+      log(`[${mode}] warning: readiness reports Redis ${JSON.stringify(redisHealth)}`);
+    }
+
+    const event = expectStatus(
+      await call(setupAgent, api.url, 'POST', '/admin/events', {
+        token: adminToken,
+        timeoutMs: 30_000,
+        body: {
+          name: `Stampede ${mode} ${new Date().toISOString()}`,
+          startsAt: '2027-01-01T20:00:00Z',
+          venue: 'Bench Arena',
+          currency: 'EUR',
+          sections: [{ name: 'Floor', rows: 10, seatsPerRow: 100, priceCents: 5000 }],
+        },
+      }),
+      201,
+      'POST /admin/events',
+    );
+    log(`[${mode}] event ${event.id}; registering ${contenders} customers`);
+
+    const runId = randomBytes(4).toString('hex');
+    const customers = await withTimeout(
+      mapLimit(
+        Array.from({ length: contenders }, (_, i) => i),
+        SETUP_CONCURRENCY,
+        async (i) =>
+          expectStatus(
+            await call(setupAgent, api.url, 'POST', '/customers', {
+              body: { email: `bench-${runId}-${i}@example.test`, name: `Bench Customer ${i}` },
+            }),
+            201,
+            'POST /customers',
+          ),
+      ),
+      Math.max(60_000, contenders * 50),
+      'registering customers',
+    );
+
+    if (options.warm) {
+      log(`[${mode}] warming the token and seat-map caches`);
+      expectStatus(
+        await call(setupAgent, api.url, 'GET', `/events/${event.id}/seats`),
+        200,
+        'GET /events/{id}/seats',
+      );
+      await withTimeout(
+        mapLimit(customers, SETUP_CONCURRENCY, async (customer) =>
+          expectStatus(
+            await call(setupAgent, api.url, 'GET', '/bookings', { token: customer.token }),
+            200,
+            'GET /bookings',
+          ),
+        ),
+        Math.max(60_000, contenders * 50),
+        'warming up',
+      );
+    }
+    const setupDone = Date.now();
+
+    // Counters before: the seats row first (its own connection's transactions get published while
+    // we wait), then the database counters once everything the set-up did has been published.
+    const seatsBefore = await seatCounters(urls.bench);
+    log(`[${mode}] waiting for PostgreSQL's counters to settle (>= ${STATS_QUIET_MS / 1000} s)`);
+    const before = await settle(admin, setupDone);
+    const metricsBefore = parseMetrics(
+      expectStatus(await call(setupAgent, api.url, 'GET', '/metrics'), 200, 'GET /metrics'),
+    );
+
+    if (options.warm) {
+      // Open every connection now, so the stampede measures requests, not TCP handshakes and the
+      // listen backlog. /health/live does not touch PostgreSQL.
+      await withTimeout(
+        Promise.all(
+          Array.from({ length: contenders }, () =>
+            call(stampedeAgent, api.url, 'GET', '/health/live', { timeoutMs: 30_000 }),
+          ),
+        ),
+        60_000,
+        'opening connections',
+      );
+    }
+    const logLevelsBefore = { ...api.levels };
+    const messagesBefore = new Map(api.messages);
+
+    log(`[${mode}] stampede: ${contenders} x POST /bookings {seatIds:['${SEAT}']}`);
+    const payload = JSON.stringify({ eventId: event.id, seatIds: [SEAT] });
+    const wallStart = process.hrtime.bigint();
+    const results = await withTimeout(
+      Promise.all(
+        customers.map(async (customer) => {
+          const started = process.hrtime.bigint();
+          try {
+            const response = await request(`${api.url}/bookings`, {
+              method: 'POST',
+              headers: {
+                authorization: `Bearer ${customer.token}`,
+                'content-type': 'application/json',
+              },
+              body: payload,
+              dispatcher: stampedeAgent,
+            });
+            const text = await response.body.text();
+            const ms = Number(process.hrtime.bigint() - started) / 1e6;
+            return { status: String(response.statusCode), ms, text };
+          } catch (error) {
+            const ms = Number(process.hrtime.bigint() - started) / 1e6;
+            return { status: `error:${error.code || error.name}`, ms, text: error.message };
+          }
+        }),
+      ),
+      TIMEOUTS.stampede,
+      'the stampede',
+    );
+    const wallMs = Number(process.hrtime.bigint() - wallStart) / 1e6;
+    const stampedeDone = Date.now();
+    const logLevelsDuring = subtract(api.levels, logLevelsBefore);
+    const logMessagesDuring = Object.fromEntries(
+      [...api.messages]
+        .map(([message, n]) => [message, n - (messagesBefore.get(message) || 0)])
+        .filter(([, n]) => n > 0)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8),
+    );
+
+    const metricsAfter = parseMetrics(
+      expectStatus(await call(setupAgent, api.url, 'GET', '/metrics'), 200, 'GET /metrics'),
+    );
+
+    log(`[${mode}] waiting for PostgreSQL's counters to settle (>= ${STATS_QUIET_MS / 1000} s)`);
+    const after = await settle(admin, stampedeDone);
+
+    // Verification: a backend publishes everything it still holds when it exits. (The pool's
+    // sessions ending is expected; no other counter should move.)
+    log(`[${mode}] stopping the API, then checking that the counters did not move`);
+    const exit = await stopApi(api);
+    const afterExit = await settle(admin, Date.now(), 0);
+    const lateByExit = subtract(afterExit.counters, after.counters);
+    const seatsAfter = await seatCounters(urls.bench);
+
+    // Correctness, straight from the rows (our own reads, after the measurement).
+    const truth = await withClient(urls.bench, async (client) => {
+      const bookings = await client.query(
+        `SELECT status, count(*)::int AS n FROM bookings WHERE event_id = $1 GROUP BY status`,
+        [event.id],
+      );
+      const seat = await client.query(
+        `SELECT status, booking_id, fence::text AS fence FROM seats
+         WHERE event_id = $1 AND label = $2`,
+        [event.id, SEAT],
+      );
+      return { bookings: bookings.rows, seat: seat.rows[0] };
+    });
+
+    return summarize({
+      mode,
+      contenders,
+      results,
+      wallMs,
+      before,
+      after,
+      lateByExit,
+      seatsBefore,
+      seatsAfter,
+      metricsBefore,
+      metricsAfter,
+      logLevelsDuring,
+      logMessagesDuring,
+      exit,
+      truth,
+      warm: options.warm,
+    });
+  } catch (error) {
+    if (api && api.tail.length > 0) {
+      log(`[${mode}] last API output:\n${api.tail.join('\n')}`);
+    }
+    throw error;
+  } finally {
+    if (api) await stopApi(api);
+    await admin.end().catch(() => undefined);
+    await Promise.all([setupAgent.close(), stampedeAgent.close()]).catch(() => undefined);
+  }
+}
+
+function summarize(run) {
+  const statuses = {};
+  for (const result of run.results) statuses[result.status] = (statuses[result.status] || 0) + 1;
+  const winners = statuses['201'] || 0;
+  const conflicts = statuses['409'] || 0;
+  const other = Object.fromEntries(
+    Object.entries(statuses).filter(([status]) => status !== '201' && status !== '409'),
+  );
+  const samples = {};
+  for (const result of run.results) {
+    if (result.status === '201' || result.status === '409') continue;
+    samples[result.status] ??= result.text.slice(0, 300);
+  }
+  const latencies = run.results.map((result) => result.ms).sort((a, b) => a - b);
+  const winner = run.results.find((result) => result.status === '201');
+  const database = subtract(run.after.counters, run.before.counters);
+  const seats = subtract(run.seatsAfter, run.seatsBefore);
+  const holds = (outcome) =>
+    metricDelta(run.metricsBefore, run.metricsAfter, `seatlock_holds_total{outcome="${outcome}"}`);
+  const fallbacks = Object.keys(run.metricsAfter)
+    .filter((name) => name.startsWith('seatlock_hold_fallbacks_total'))
+    .reduce((sum, name) => sum + metricDelta(run.metricsBefore, run.metricsAfter, name), 0);
+  const conflictRedis = holds('conflict_redis');
+  return {
+    mode: run.mode,
+    contenders: run.contenders,
+    winners,
+    conflicts,
+    otherStatuses: other,
+    otherSamples: samples,
+    latencyMs: {
+      p50: round(percentile(latencies, 50)),
+      p99: round(percentile(latencies, 99)),
+      max: round(latencies[latencies.length - 1]),
+      winner: winner ? round(winner.ms) : null,
+    },
+    wallMs: round(run.wallMs),
+    postgres: {
+      transactions: database.xact_commit + database.xact_rollback,
+      commits: database.xact_commit,
+      rollbacks: database.xact_rollback,
+      // Every new session commits one start-up transaction (the app's pool reconnecting).
+      newSessions: database.sessions,
+      transactionsExclSessionStartups:
+        database.xact_commit + database.xact_rollback - database.sessions,
+      rowWrites: database.tup_inserted + database.tup_updated + database.tup_deleted,
+      tupInserted: database.tup_inserted,
+      tupUpdated: database.tup_updated,
+      tupDeleted: database.tup_deleted,
+      seatsUpdated: seats.n_tup_upd,
+      statsSettled: run.before.settled && run.after.settled,
+      statsWaitMs: { before: run.before.waitedMs, after: run.after.waitedMs },
+      movedAfterExit: run.lateByExit,
+    },
+    holds: {
+      held: holds('held'),
+      conflictRedis,
+      conflictDatabase: holds('conflict_database'),
+      rejected: holds('rejected'),
+      fallbacks,
+    },
+    answeredWithoutPostgres: conflictRedis / run.contenders,
+    appLogLinesDuringStampede: run.logLevelsDuring,
+    appLogMessagesDuringStampede: run.logMessagesDuring,
+    appExit: run.exit,
+    rows: run.truth,
+    warm: run.warm,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function formatStatuses(map) {
+  const entries = Object.entries(map);
+  return entries.length === 0 ? '-' : entries.map(([status, n]) => `${status}: ${n}`).join(', ');
+}
+
+function printTable(report) {
+  const [on, off] = [report.modes.redis, report.modes.off];
+  const ms = (value) => (value === null ? '-' : `${value.toFixed(1)} ms`);
+  const pct = (value) => `${(value * 100).toFixed(1)} %`;
+  const rows = [
+    ['LOCK_MODE', 'redis', 'off'],
+    null,
+    ['contenders', on.contenders, off.contenders],
+    ['winners (201)', on.winners, off.winners],
+    ['409 Conflict', on.conflicts, off.conflicts],
+    ['other statuses', formatStatuses(on.otherStatuses), formatStatuses(off.otherStatuses)],
+    ['latency p50', ms(on.latencyMs.p50), ms(off.latencyMs.p50)],
+    ['latency p99', ms(on.latencyMs.p99), ms(off.latencyMs.p99)],
+    ['latency max', ms(on.latencyMs.max), ms(off.latencyMs.max)],
+    ['latency of the winner', ms(on.latencyMs.winner), ms(off.latencyMs.winner)],
+    ['wall time', ms(on.wallMs), ms(off.wallMs)],
+    null,
+    ['PG transactions', on.postgres.transactions, off.postgres.transactions],
+    ['  commits / rollbacks', pair(on, 'commits', 'rollbacks'), pair(off, 'commits', 'rollbacks')],
+    ['  new sessions (1 commit each)', on.postgres.newSessions, off.postgres.newSessions],
+    [
+      '  excl. session start-ups',
+      on.postgres.transactionsExclSessionStartups,
+      off.postgres.transactionsExclSessionStartups,
+    ],
+    ['PG row writes', on.postgres.rowWrites, off.postgres.rowWrites],
+    ['  ins / upd / del', triple(on), triple(off)],
+    ['seats n_tup_upd', on.postgres.seatsUpdated, off.postgres.seatsUpdated],
+    null,
+    ['holds: held', on.holds.held, off.holds.held],
+    ['holds: conflict_redis', on.holds.conflictRedis, off.holds.conflictRedis],
+    ['holds: conflict_database', on.holds.conflictDatabase, off.holds.conflictDatabase],
+    ['hold fallbacks (no Redis)', on.holds.fallbacks, off.holds.fallbacks],
+    ['answered without PG', pct(on.answeredWithoutPostgres), pct(off.answeredWithoutPostgres)],
+    ['API log lines (warn+)', logLines(on), logLines(off)],
+  ];
+  const cells = rows.filter(Boolean).map((row) => row.map(String));
+  const widths = [0, 1, 2].map((i) => Math.max(...cells.map((row) => row[i].length)));
+  const line = (row) =>
+    `${row[0].padEnd(widths[0])}  ${row[1].padStart(widths[1])}  ${row[2].padStart(widths[2])}`;
+  const rule = '-'.repeat(widths[0] + widths[1] + widths[2] + 4);
+  const out = ['', `Stampede: ${on.contenders} contenders, one seat (${SEAT})`, rule];
+  for (const row of rows) out.push(row ? line(row.map(String)) : rule);
+  out.push(rule);
+  const times = (ratio) => (ratio === null ? 'n/a' : `${ratio}x`);
+  out.push(
+    `PostgreSQL transactions off/on: ${off.postgres.transactions} / ${on.postgres.transactions}` +
+      ` = ${times(report.ratio.transactions)}`,
+    `  excluding session start-ups: ${off.postgres.transactionsExclSessionStartups} / ` +
+      `${on.postgres.transactionsExclSessionStartups} = ${times(report.ratio.transactionsExclSessionStartups)}`,
+  );
+  for (const mode of [on, off]) {
+    const messages = Object.entries(mode.appLogMessagesDuringStampede);
+    if (messages.length === 0) continue;
+    out.push(`API log during the stampede (LOCK_MODE=${mode.mode}), most frequent first:`);
+    for (const [message, n] of messages) out.push(`  ${String(n).padStart(5)}  ${message}`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+function logLines(mode) {
+  const levels = mode.appLogLinesDuringStampede;
+  return levels.warn + levels.error + levels.fatal;
+}
+
+function pair(mode, a, b) {
+  return `${mode.postgres[a]} / ${mode.postgres[b]}`;
+}
+
+function triple(mode) {
+  const p = mode.postgres;
+  return `${p.tupInserted} / ${p.tupUpdated} / ${p.tupDeleted}`;
+}
+
+function anomalies(mode) {
+  const notes = [];
+  if (mode.winners !== 1) notes.push(`${mode.winners} winners instead of exactly one`);
+  if (Object.keys(mode.otherStatuses).length > 0) {
+    notes.push(`statuses other than 201/409: ${JSON.stringify(mode.otherStatuses)}`);
+    for (const [status, sample] of Object.entries(mode.otherSamples)) {
+      notes.push(`  first ${status} body: ${sample}`);
+    }
+  }
+  if (!mode.postgres.statsSettled) notes.push('PostgreSQL counters did not settle in time');
+  const moved = Object.entries(mode.postgres.movedAfterExit).filter(
+    ([name, n]) => n !== 0 && name !== 'sessions',
+  );
+  if (moved.length > 0) {
+    notes.push(`counters moved after the API exited: ${JSON.stringify(Object.fromEntries(moved))}`);
+  }
+  const booked = mode.rows.bookings.reduce((sum, row) => sum + row.n, 0);
+  if (booked !== mode.winners) {
+    notes.push(`bookings rows for the event: ${booked}, winners answered: ${mode.winners}`);
+  }
+  if (mode.winners > 0 && (!mode.rows.seat || mode.rows.seat.status !== 'held')) {
+    notes.push(`seat ${SEAT} row is ${JSON.stringify(mode.rows.seat)}`);
+  }
+  const errors = mode.appLogLinesDuringStampede.error + mode.appLogLinesDuringStampede.fatal;
+  if (errors > 0) notes.push(`${errors} error log lines from the API during the stampede`);
+  if (mode.mode === 'redis' && mode.holds.fallbacks > 0) {
+    notes.push(
+      `${mode.holds.fallbacks} holds fell back to PostgreSQL alone although Redis was up ` +
+        '(seatlock_hold_fallbacks_total; see the API log lines above)',
+    );
+  }
+  if (mode.appExit && mode.appExit.code !== 0 && mode.appExit.signal !== 'SIGTERM') {
+    notes.push(`API exit after SIGTERM: ${JSON.stringify(mode.appExit)}`);
+  }
+  return notes;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const options = parseArgs(process.argv.slice(2));
+  if (!existsSync(MAIN)) throw new BenchError(`${MAIN} is missing: run \`npm run build\` first`);
+  const urls = databaseUrls();
+  const redis = redisUrl();
+
+  const probe = new Redis(redis, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 3_000,
+  });
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (error) {
+    throw new BenchError(`Redis at ${redis} does not answer (${error.message})`);
+  } finally {
+    probe.disconnect();
+  }
+
+  const modes = {};
+  try {
+    for (const mode of MODES) modes[mode] = await runMode(mode, options, urls, redis);
+  } finally {
+    await dropDatabase(urls.admin).catch((error) =>
+      log(`could not drop ${BENCH_DATABASE}: ${error.message}`),
+    );
+  }
+
+  const on = modes.redis.postgres.transactions;
+  const off = modes.off.postgres.transactions;
+  const onNet = modes.redis.postgres.transactionsExclSessionStartups;
+  const offNet = modes.off.postgres.transactionsExclSessionStartups;
+  const report = {
+    benchmark: 'stampede',
+    contenders: options.contenders,
+    seat: SEAT,
+    warm: options.warm,
+    modes,
+    ratio: {
+      transactions: on > 0 ? round(off / on, 1) : null,
+      transactionsExclSessionStartups: onNet > 0 ? round(offNet / onNet, 1) : null,
+    },
+    anomalies: Object.fromEntries(MODES.map((mode) => [mode, anomalies(modes[mode])])),
+    ok: MODES.every((mode) => modes[mode].winners === 1),
+  };
+  printTable(report);
+  for (const mode of MODES) {
+    for (const note of report.anomalies[mode]) process.stdout.write(`! [${mode}] ${note}\n`);
+  }
+  if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  return report.ok ? 0 : 1;
+}
+
+const watchdog = setTimeout(() => {
+  log(`gave up after ${TIMEOUTS.total / 1000} s`);
+  stopAll().finally(() => process.exit(1));
+}, TIMEOUTS.total);
+watchdog.unref();
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    log(`${signal}: stopping the API`);
+    stopAll().finally(() => process.exit(130));
+  });
+}
+process.on('exit', () => {
+  for (const api of running) if (!hasExited(api)) api.child.kill('SIGKILL');
+});
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (error) => {
+    log(error instanceof BenchError ? error.message : error.stack || String(error));
+    await stopAll();
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,141 @@
+import { BuiltApp, runToExit } from './support/built-app';
+import { testDatabaseUrl, testRedisUrl } from './support/test-env';
+
+type Operation = {
+  requestBody?: { content: Record<string, { schema: { $ref?: string } }> };
+  responses: Record<string, { content?: Record<string, { schema: Record<string, unknown> }> }>;
+  security?: unknown[];
+  parameters?: { name: string; in: string }[];
+};
+
+describe('the built API (as npm start runs it)', () => {
+  let app: BuiltApp;
+  let doc: {
+    paths: Record<string, Record<string, Operation>>;
+    components: { schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }> };
+  };
+
+  beforeAll(async () => {
+    app = await BuiltApp.start({
+      DATABASE_URL: testDatabaseUrl(),
+      REDIS_URL: testRedisUrl(),
+      ADMIN_TOKEN: undefined,
+      LOG_LEVEL: 'info',
+      MIGRATIONS_RUN: 'true',
+    });
+    doc = await (await fetch(`${app.url}/docs-json`)).json();
+  });
+
+  afterAll(async () => {
+    await app?.stop();
+  });
+
+  const routes: [method: string, path: string, success: string, problems: string[], body: string | null][] = [
+    ['post', '/customers', '201', ['400', '409'], 'CreateCustomerDto'],
+    ['get', '/events', '200', ['400'], null],
+    ['get', '/events/{eventId}', '200', ['400', '404'], null],
+    ['get', '/events/{eventId}/seats', '200', ['400', '404'], null],
+    ['post', '/admin/events', '201', ['400', '401', '403', '422'], 'CreateEventDto'],
+    ['post', '/bookings', '201', ['400', '401', '404', '409', '422'], 'CreateBookingDto'],
+    ['get', '/bookings', '200', ['400', '401'], null],
+    ['get', '/bookings/{id}', '200', ['400', '401', '404'], null],
+    ['delete', '/bookings/{id}', '200', ['400', '401', '404', '409'], null],
+    ['get', '/bookings/{id}/events', '200', ['400', '401', '404'], null],
+    ['get', '/health/live', '200', [], null],
+    ['get', '/health/ready', '200', [], null],
+  ];
+
+  it.each(routes)('documents %s %s with request and response schemas', (method, path, success, problems, body) => {
+    const operation = doc.paths[path]?.[method];
+    expect(operation).toBeDefined();
+    const schema = operation.responses[success]?.content?.['application/json']?.schema;
+    expect(schema).toBeDefined();
+    for (const status of problems) {
+      expect(operation.responses[status]?.content?.['application/problem+json']?.schema).toEqual({
+        $ref: '#/components/schemas/ProblemDetailsDto',
+      });
+    }
+    if (body) {
+      expect(operation.requestBody?.content['application/json'].schema.$ref).toBe(
+        `#/components/schemas/${body}`,
+      );
+    }
+    if (problems.includes('401')) expect(operation.security).toEqual([{ bearer: [] }]);
+  });
+
+  it('lists no route it does not document, and every DTO has its fields', () => {
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((method) => `${method} ${path}`),
+    );
+    expect(documented.sort()).toEqual(
+      [...routes.map(([m, p]) => `${m} ${p}`), 'get /metrics'].sort(),
+    );
+    const schemas = doc.components.schemas;
+    expect(Object.keys(schemas.CreateBookingDto.properties ?? {}).sort()).toEqual(['eventId', 'seatIds']);
+    expect(schemas.CreateBookingDto.required?.sort()).toEqual(['eventId', 'seatIds']);
+    expect(Object.keys(schemas.BookingDto.properties ?? {}).sort()).toEqual(
+      ['amountCents', 'createdAt', 'currency', 'eventId', 'expiresAt', 'fencingToken', 'id', 'seats', 'status'],
+    );
+    expect(Object.keys(schemas.CreateEventDto.properties ?? {}).sort()).toEqual(
+      ['currency', 'name', 'sections', 'startsAt', 'venue'],
+    );
+    expect(Object.keys(schemas.SeatDto.properties ?? {}).sort()).toEqual(
+      ['currency', 'label', 'priceCents', 'section', 'status'],
+    );
+    for (const field of ['type', 'title', 'status', 'detail', 'code']) {
+      expect(schemas.ProblemDetailsDto.properties).toHaveProperty(field);
+    }
+    expect(doc).toHaveProperty('components.securitySchemes.bearer.scheme', 'bearer');
+  });
+
+  it('serves Swagger UI at /docs', async () => {
+    const page = await fetch(`${app.url}/docs`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('swagger-ui');
+  });
+
+  it('with no ADMIN_TOKEN, prints a generated one once and accepts it', async () => {
+    const matches = [...app.output.matchAll(/generated one for this run: (\S+?)["\s]/g)];
+    expect(matches).toHaveLength(1);
+    const token = matches[0][1];
+    const created = await fetch(`${app.url}/admin/events`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'Built app event',
+        startsAt: '2027-02-01T20:00:00Z',
+        venue: 'Hall',
+        currency: 'EUR',
+        sections: [{ name: 'Floor', rows: 1, seatsPerRow: 2, priceCents: 100 }],
+      }),
+    });
+    expect(created.status).toBe(201);
+  });
+
+  it('logs JSON lines with a request id, and echoes X-Request-Id', async () => {
+    const response = await fetch(`${app.url}/health/live`, { headers: { 'x-request-id': 'trace-42' } });
+    expect(response.headers.get('x-request-id')).toBe('trace-42');
+    await new Promise((r) => setTimeout(r, 200));
+    const lines = app.output.split('\n').filter((l) => l.includes('"trace-42"'));
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(lines[0])).toMatchObject({ req: { id: 'trace-42', url: '/health/live' } });
+  });
+});
+
+describe('bad configuration', () => {
+  it('refuses to start and names every wrong variable', async () => {
+    const { code, output } = await runToExit({
+      DATABASE_URL: testDatabaseUrl(),
+      HOLD_TTL_SECONDS: 'soon',
+      LOCK_MODE: 'sometimes',
+      MAX_SEATS_PER_BOOKING: '0',
+      PORT: '0',
+    });
+    expect(code).not.toBe(0);
+    expect(output).toContain('Invalid configuration');
+    expect(output).toMatch(/HOLD_TTL_SECONDS="soon"/);
+    expect(output).toMatch(/LOCK_MODE="sometimes"/);
+    expect(output).toMatch(/MAX_SEATS_PER_BOOKING=0/);
+    expect(output).not.toMatch(/^\s+at /m);
+  });
+});

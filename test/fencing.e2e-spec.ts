@@ -1,0 +1,102 @@
+import { DataSource } from 'typeorm';
+import { CatalogService } from '../apps/api/src/modules/catalog/catalog.service';
+import { createEvent, registerCustomer } from './support/fixtures';
+import { TestApp } from './support/test-app';
+
+/**
+ * The stale writer, below the HTTP layer: a holder whose lease lapsed (in Redis and in PostgreSQL)
+ * comes back and writes with its old fencing token after someone else took the seat. PostgreSQL
+ * refuses it by the fence, whatever Redis says.
+ */
+describe('fencing tokens reject a stale writer', () => {
+  let api: TestApp;
+  let db: DataSource;
+  let catalog: CatalogService;
+
+  beforeAll(async () => {
+    api = await TestApp.start({ HOLD_TTL_SECONDS: '1', SWEEP_INTERVAL_MS: '100' });
+    db = api.app.get(DataSource);
+    catalog = api.app.get(CatalogService);
+  });
+
+  afterAll(async () => {
+    await api.close();
+  });
+
+  async function seat(eventId: string, label: string) {
+    const [row] = await db.query(
+      `SELECT status, booking_id, fence FROM seats WHERE event_id = $1 AND label = $2`,
+      [eventId, label],
+    );
+    return row as { status: string; booking_id: string | null; fence: string };
+  }
+
+  it('a lapsed holder cannot release, confirm or re-hold with its old token', async () => {
+    const eventId = await createEvent(api);
+    const alice = await registerCustomer(api);
+    const bob = await registerCustomer(api);
+
+    const stale = await api.post('/bookings', { eventId, seatIds: ['A1'] }, { token: alice.token });
+    expect(stale.status).toBe(201);
+    const staleFence = stale.body.fencingToken as string;
+
+    // Alice's lease lapses for real: Redis key TTL and PostgreSQL hold both pass.
+    await new Promise((r) => setTimeout(r, 1300));
+    const fresh = await api.post('/bookings', { eventId, seatIds: ['A1'] }, { token: bob.token });
+    expect(fresh.status).toBe(201);
+    expect(BigInt(fresh.body.fencingToken)).toBeGreaterThan(BigInt(staleFence));
+
+    // Alice's write path resumes with her old token.
+    const released = await db.transaction((manager) =>
+      catalog.releaseSeats(manager, { eventId, labels: ['A1'], fence: staleFence }),
+    );
+    expect(released).toBe(0);
+    const [, confirmed] = await db.query(
+      `UPDATE seats SET status = 'booked' WHERE event_id = $1 AND label = ANY($2) AND status = 'held' AND fence = $3`,
+      [eventId, ['A1'], staleFence],
+    );
+    expect(confirmed).toBe(0);
+    expect(await seat(eventId, 'A1')).toEqual({
+      status: 'held',
+      booking_id: fresh.body.id,
+      fence: fresh.body.fencingToken,
+    });
+
+    // Bob lets go; the seat is free, but Alice's old token is still older than the row's fence.
+    expect((await api.delete(`/bookings/${fresh.body.id}`, { token: bob.token })).status).toBe(200);
+    const reheld = await db.transaction((manager) =>
+      catalog.holdSeats(manager, {
+        eventId,
+        labels: ['A1'],
+        bookingId: stale.body.id,
+        fence: BigInt(staleFence),
+        ttlSeconds: 60,
+      }),
+    );
+    expect(reheld).toBeNull();
+    expect(await seat(eventId, 'A1')).toEqual({
+      status: 'free',
+      booking_id: null,
+      fence: fresh.body.fencingToken,
+    });
+
+    // Through the API, Alice's lapsed booking reads expired and releasing it changes nothing.
+    const again = await api.delete(`/bookings/${stale.body.id}`, { token: alice.token });
+    expect(again.status).toBe(200);
+    expect(again.body.status).toBe('expired');
+  });
+
+  it('the writer with the current token succeeds, exactly once', async () => {
+    const eventId = await createEvent(api);
+    const alice = await registerCustomer(api);
+    const hold = await api.post('/bookings', { eventId, seatIds: ['B1', 'B2'] }, { token: alice.token });
+    const fence = hold.body.fencingToken as string;
+    const first = await db.transaction((manager) =>
+      catalog.releaseSeats(manager, { eventId, labels: ['B1', 'B2'], fence }),
+    );
+    const second = await db.transaction((manager) =>
+      catalog.releaseSeats(manager, { eventId, labels: ['B1', 'B2'], fence }),
+    );
+    expect([first, second]).toEqual([2, 0]);
+  });
+});
