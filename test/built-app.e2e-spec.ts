@@ -12,7 +12,9 @@ describe('the built API (as npm start runs it)', () => {
   let app: BuiltApp;
   let doc: {
     paths: Record<string, Record<string, Operation>>;
-    components: { schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }> };
+    components: {
+      schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }>;
+    };
   };
 
   beforeAll(async () => {
@@ -23,14 +25,20 @@ describe('the built API (as npm start runs it)', () => {
       LOG_LEVEL: 'info',
       MIGRATIONS_RUN: 'true',
     });
-    doc = await (await fetch(`${app.url}/docs-json`)).json();
+    doc = (await (await fetch(`${app.url}/docs-json`)).json()) as typeof doc;
   });
 
   afterAll(async () => {
     await app?.stop();
   });
 
-  const routes: [method: string, path: string, success: string, problems: string[], body: string | null][] = [
+  const routes: [
+    method: string,
+    path: string,
+    success: string,
+    problems: string[],
+    body: string | null,
+  ][] = [
     ['post', '/customers', '201', ['400', '409'], 'CreateCustomerDto'],
     ['get', '/events', '200', ['400'], null],
     ['get', '/events/{eventId}', '200', ['400', '404'], null],
@@ -45,23 +53,26 @@ describe('the built API (as npm start runs it)', () => {
     ['get', '/health/ready', '200', [], null],
   ];
 
-  it.each(routes)('documents %s %s with request and response schemas', (method, path, success, problems, body) => {
-    const operation = doc.paths[path]?.[method];
-    expect(operation).toBeDefined();
-    const schema = operation.responses[success]?.content?.['application/json']?.schema;
-    expect(schema).toBeDefined();
-    for (const status of problems) {
-      expect(operation.responses[status]?.content?.['application/problem+json']?.schema).toEqual({
-        $ref: '#/components/schemas/ProblemDetailsDto',
-      });
-    }
-    if (body) {
-      expect(operation.requestBody?.content['application/json'].schema.$ref).toBe(
-        `#/components/schemas/${body}`,
-      );
-    }
-    if (problems.includes('401')) expect(operation.security).toEqual([{ bearer: [] }]);
-  });
+  it.each(routes)(
+    'documents %s %s with request and response schemas',
+    (method, path, success, problems, body) => {
+      const operation = doc.paths[path]?.[method];
+      expect(operation).toBeDefined();
+      const schema = operation.responses[success]?.content?.['application/json']?.schema;
+      expect(schema).toBeDefined();
+      for (const status of problems) {
+        expect(operation.responses[status]?.content?.['application/problem+json']?.schema).toEqual({
+          $ref: '#/components/schemas/ProblemDetailsDto',
+        });
+      }
+      if (body) {
+        expect(operation.requestBody?.content['application/json'].schema.$ref).toBe(
+          `#/components/schemas/${body}`,
+        );
+      }
+      if (problems.includes('401')) expect(operation.security).toEqual([{ bearer: [] }]);
+    },
+  );
 
   it('lists no route it does not document, and every DTO has its fields', () => {
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
@@ -71,17 +82,36 @@ describe('the built API (as npm start runs it)', () => {
       [...routes.map(([m, p]) => `${m} ${p}`), 'get /metrics'].sort(),
     );
     const schemas = doc.components.schemas;
-    expect(Object.keys(schemas.CreateBookingDto.properties ?? {}).sort()).toEqual(['eventId', 'seatIds']);
+    expect(Object.keys(schemas.CreateBookingDto.properties ?? {}).sort()).toEqual([
+      'eventId',
+      'seatIds',
+    ]);
     expect(schemas.CreateBookingDto.required?.sort()).toEqual(['eventId', 'seatIds']);
-    expect(Object.keys(schemas.BookingDto.properties ?? {}).sort()).toEqual(
-      ['amountCents', 'createdAt', 'currency', 'eventId', 'expiresAt', 'fencingToken', 'id', 'seats', 'status'],
-    );
-    expect(Object.keys(schemas.CreateEventDto.properties ?? {}).sort()).toEqual(
-      ['currency', 'name', 'sections', 'startsAt', 'venue'],
-    );
-    expect(Object.keys(schemas.SeatDto.properties ?? {}).sort()).toEqual(
-      ['currency', 'label', 'priceCents', 'section', 'status'],
-    );
+    expect(Object.keys(schemas.BookingDto.properties ?? {}).sort()).toEqual([
+      'amountCents',
+      'createdAt',
+      'currency',
+      'eventId',
+      'expiresAt',
+      'fencingToken',
+      'id',
+      'seats',
+      'status',
+    ]);
+    expect(Object.keys(schemas.CreateEventDto.properties ?? {}).sort()).toEqual([
+      'currency',
+      'name',
+      'sections',
+      'startsAt',
+      'venue',
+    ]);
+    expect(Object.keys(schemas.SeatDto.properties ?? {}).sort()).toEqual([
+      'currency',
+      'label',
+      'priceCents',
+      'section',
+      'status',
+    ]);
     for (const field of ['type', 'title', 'status', 'detail', 'code']) {
       expect(schemas.ProblemDetailsDto.properties).toHaveProperty(field);
     }
@@ -113,7 +143,9 @@ describe('the built API (as npm start runs it)', () => {
   });
 
   it('logs JSON lines with a request id, and echoes X-Request-Id', async () => {
-    const response = await fetch(`${app.url}/health/live`, { headers: { 'x-request-id': 'trace-42' } });
+    const response = await fetch(`${app.url}/health/live`, {
+      headers: { 'x-request-id': 'trace-42' },
+    });
     expect(response.headers.get('x-request-id')).toBe('trace-42');
     await new Promise((r) => setTimeout(r, 200));
     const lines = app.output.split('\n').filter((l) => l.includes('"trace-42"'));

@@ -89,7 +89,11 @@ describe('fencing tokens reject a stale writer', () => {
   it('the writer with the current token succeeds, exactly once', async () => {
     const eventId = await createEvent(api);
     const alice = await registerCustomer(api);
-    const hold = await api.post('/bookings', { eventId, seatIds: ['B1', 'B2'] }, { token: alice.token });
+    const hold = await api.post(
+      '/bookings',
+      { eventId, seatIds: ['B1', 'B2'] },
+      { token: alice.token },
+    );
     const fence = hold.body.fencingToken as string;
     const first = await db.transaction((manager) =>
       catalog.releaseSeats(manager, { eventId, labels: ['B1', 'B2'], fence }),

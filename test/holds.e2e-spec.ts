@@ -1,5 +1,11 @@
 import { DataSource } from 'typeorm';
-import { countStatuses, createEvent, registerCustomer, registerCustomers } from './support/fixtures';
+import { HoldSweeperService } from '../apps/api/src/modules/booking/hold-sweeper.service';
+import {
+  countStatuses,
+  createEvent,
+  registerCustomer,
+  registerCustomers,
+} from './support/fixtures';
 import { TestApp } from './support/test-app';
 
 describe('holds (real PostgreSQL and Redis)', () => {
@@ -32,11 +38,19 @@ describe('holds (real PostgreSQL and Redis)', () => {
 
     expect(countStatuses(responses.map((r) => r.status))).toEqual({ 201: 1, 409: 299 });
     const winner = responses.find((r) => r.status === 201)!;
-    expect(winner.body).toMatchObject({ status: 'held', eventId, seats: ['A1'], amountCents: 5000 });
+    expect(winner.body).toMatchObject({
+      status: 'held',
+      eventId,
+      seats: ['A1'],
+      amountCents: 5000,
+    });
     expect(winner.body.fencingToken).toMatch(/^\d+$/);
     for (const loser of responses.filter((r) => r.status === 409)) {
       expect(loser.headers['content-type']).toContain('application/problem+json');
-      expect(loser.body).toMatchObject({ code: 'BOOKING.SEAT_UNAVAILABLE', conflictingSeats: ['A1'] });
+      expect(loser.body).toMatchObject({
+        code: 'BOOKING.SEAT_UNAVAILABLE',
+        conflictingSeats: ['A1'],
+      });
     }
 
     const held = (await seatRows(eventId)).filter((s) => s.status !== 'free');
@@ -69,7 +83,11 @@ describe('holds (real PostgreSQL and Redis)', () => {
   it('release frees the seats, answers the same on repeat, and the seat can be held again', async () => {
     const eventId = await createEvent(api);
     const [alice, bob] = await registerCustomers(api, 2);
-    const hold = await api.post('/bookings', { eventId, seatIds: ['B1', 'B2'] }, { token: alice.token });
+    const hold = await api.post(
+      '/bookings',
+      { eventId, seatIds: ['B1', 'B2'] },
+      { token: alice.token },
+    );
     expect(hold.status).toBe(201);
 
     const blocked = await api.post('/bookings', { eventId, seatIds: ['B2'] }, { token: bob.token });
@@ -96,14 +114,19 @@ describe('holds (real PostgreSQL and Redis)', () => {
       `SELECT topic FROM outbox_messages WHERE aggregate_id = $1 ORDER BY created_at`,
       [hold.body.id],
     );
-    expect(outbox.map((m: { topic: string }) => m.topic)).toEqual(['booking.held', 'booking.released']);
+    expect(outbox.map((m: { topic: string }) => m.topic)).toEqual([
+      'booking.held',
+      'booking.released',
+    ]);
   });
 
   it('lists only my bookings, newest first, paginated with X-Total-Count and Link', async () => {
     const eventId = await createEvent(api);
     const [me, other] = await registerCustomers(api, 2);
     for (const seat of ['A1', 'A2', 'A3']) {
-      expect((await api.post('/bookings', { eventId, seatIds: [seat] }, { token: me.token })).status).toBe(201);
+      expect(
+        (await api.post('/bookings', { eventId, seatIds: [seat] }, { token: me.token })).status,
+      ).toBe(201);
     }
     await api.post('/bookings', { eventId, seatIds: ['A4'] }, { token: other.token });
 
@@ -135,11 +158,17 @@ describe('hold expiry (HOLD_TTL_SECONDS=2)', () => {
     const eventId = await createEvent(api);
     const alice = await registerCustomer(api);
     const bob = await registerCustomer(api);
-    const first = await api.post('/bookings', { eventId, seatIds: ['A1', 'A2'] }, { token: alice.token });
+    const first = await api.post(
+      '/bookings',
+      { eventId, seatIds: ['A1', 'A2'] },
+      { token: alice.token },
+    );
     expect(first.status).toBe(201);
     expect(new Date(first.body.expiresAt).getTime() - Date.now()).toBeLessThanOrEqual(2000);
 
-    expect((await api.post('/bookings', { eventId, seatIds: ['A1'] }, { token: bob.token })).status).toBe(409);
+    expect(
+      (await api.post('/bookings', { eventId, seatIds: ['A1'] }, { token: bob.token })).status,
+    ).toBe(409);
     await new Promise((r) => setTimeout(r, 2300));
 
     const second = await api.post('/bookings', { eventId, seatIds: ['A1'] }, { token: bob.token });
@@ -147,7 +176,9 @@ describe('hold expiry (HOLD_TTL_SECONDS=2)', () => {
     const expired = await api.get(`/bookings/${first.body.id}`, { token: alice.token });
     expect(expired.body.status).toBe('expired');
     const seats = await api.get(`/events/${eventId}/seats`);
-    const byLabel = Object.fromEntries(seats.body.map((s: { label: string; status: string }) => [s.label, s.status]));
+    const byLabel = Object.fromEntries(
+      seats.body.map((s: { label: string; status: string }) => [s.label, s.status]),
+    );
     expect(byLabel).toMatchObject({ A1: 'held', A2: 'free' });
   });
 
@@ -158,16 +189,21 @@ describe('hold expiry (HOLD_TTL_SECONDS=2)', () => {
     expect(hold.status).toBe(201);
     await new Promise((r) => setTimeout(r, 2300));
 
-    const { HoldSweeperService } = await import('../apps/api/src/modules/booking/hold-sweeper.service');
     const expiredCount = await api.app.get(HoldSweeperService).sweep();
     expect(expiredCount).toBeGreaterThanOrEqual(1);
 
     const booking = await api.get(`/bookings/${hold.body.id}`, { token: alice.token });
     expect(booking.body.status).toBe('expired');
     const timeline = await api.get(`/bookings/${hold.body.id}/events`, { token: alice.token });
-    expect(timeline.body.map((e: { type: string }) => e.type)).toEqual(['booking.held', 'booking.expired']);
+    expect(timeline.body.map((e: { type: string }) => e.type)).toEqual([
+      'booking.held',
+      'booking.expired',
+    ]);
     const db = api.app.get(DataSource);
-    const [seat] = await db.query(`SELECT status, booking_id FROM seats WHERE event_id = $1 AND label = 'B3'`, [eventId]);
+    const [seat] = await db.query(
+      `SELECT status, booking_id FROM seats WHERE event_id = $1 AND label = 'B3'`,
+      [eventId],
+    );
     expect(seat).toEqual({ status: 'free', booking_id: null });
   });
 });

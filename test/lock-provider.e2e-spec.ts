@@ -117,9 +117,16 @@ describe('LockProvider against a real redis-server', () => {
     const client = new Redis(server.url);
     try {
       const lease = await lock.acquireMany(['seat:{event:x}:A1', 'plain-key'], 10_000);
-      const keys = (await client.keys('*')).filter((k) => k.includes('event:x') || k.includes('plain-key'));
+      const keys = (await client.keys('*')).filter(
+        (k) => k.includes('event:x') || k.includes('plain-key'),
+      );
       expect(keys.sort()).toEqual(
-        ['fence:seat:{event:x}:A1', 'fence:{plain-key}', 'lock:seat:{event:x}:A1', 'lock:{plain-key}'].sort(),
+        [
+          'fence:seat:{event:x}:A1',
+          'fence:{plain-key}',
+          'lock:seat:{event:x}:A1',
+          'lock:{plain-key}',
+        ].sort(),
       );
       await lock.release(lease);
     } finally {
@@ -130,7 +137,9 @@ describe('LockProvider against a real redis-server', () => {
   it('fails fast with LockUnavailableError while Redis is down, and recovers when it is back', async () => {
     await server.kill();
     const started = Date.now();
-    await expect(lock.acquireMany(['{e8}:H1'], 10_000)).rejects.toBeInstanceOf(LockUnavailableError);
+    await expect(lock.acquireMany(['{e8}:H1'], 10_000)).rejects.toBeInstanceOf(
+      LockUnavailableError,
+    );
     expect(Date.now() - started).toBeLessThan(1000);
     expect(lock.isAvailable()).toBe(false);
     await server.restart();

@@ -1,5 +1,10 @@
 import { DataSource } from 'typeorm';
-import { countStatuses, createEvent, registerCustomer, registerCustomers } from './support/fixtures';
+import {
+  countStatuses,
+  createEvent,
+  registerCustomer,
+  registerCustomers,
+} from './support/fixtures';
 import { freePort, RedisServer } from './support/redis-server';
 import { TestApp } from './support/test-app';
 
@@ -51,7 +56,9 @@ describe('Redis faults: slower, never wrong', () => {
     expect(race.bookings).toBe(1);
 
     const metrics = (await api.get('/metrics')).body as string;
-    expect(metric(metrics, 'seatlock_hold_fallbacks_total{reason="redis_unavailable"}')).toBeGreaterThanOrEqual(300);
+    expect(
+      metric(metrics, 'seatlock_hold_fallbacks_total{reason="redis_unavailable"}'),
+    ).toBeGreaterThanOrEqual(300);
 
     const ready = await api.get('/health/ready');
     expect(ready.status).toBe(200);
@@ -65,10 +72,16 @@ describe('Redis faults: slower, never wrong', () => {
     for (let i = 0; i < 100 && (await api.get('/health/ready')).body.status !== 'ok'; i += 1) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    const before = metric((await api.get('/metrics')).body, 'seatlock_holds_total{outcome="conflict_redis"}');
+    const before = metric(
+      (await api.get('/metrics')).body,
+      'seatlock_holds_total{outcome="conflict_redis"}',
+    );
     const race = await raceForOneSeat(api, 100);
     expect(race.statuses).toEqual({ 201: 1, 409: 99 });
-    const after = metric((await api.get('/metrics')).body, 'seatlock_holds_total{outcome="conflict_redis"}');
+    const after = metric(
+      (await api.get('/metrics')).body,
+      'seatlock_holds_total{outcome="conflict_redis"}',
+    );
     expect(after - before).toBe(99);
   });
 
@@ -77,10 +90,16 @@ describe('Redis faults: slower, never wrong', () => {
     const alice = await registerCustomer(api);
     const first = await api.post('/bookings', { eventId, seatIds: ['B1'] }, { token: alice.token });
     expect(first.status).toBe(201);
-    expect((await api.delete(`/bookings/${first.body.id}`, { token: alice.token })).status).toBe(200);
+    expect((await api.delete(`/bookings/${first.body.id}`, { token: alice.token })).status).toBe(
+      200,
+    );
 
     await redis.flushAll();
-    const second = await api.post('/bookings', { eventId, seatIds: ['B1'] }, { token: alice.token });
+    const second = await api.post(
+      '/bookings',
+      { eventId, seatIds: ['B1'] },
+      { token: alice.token },
+    );
     expect(second.status).toBe(201);
     expect(BigInt(second.body.fencingToken)).toBeGreaterThan(BigInt(first.body.fencingToken));
   });
@@ -91,20 +110,30 @@ describe('Redis faults: slower, never wrong', () => {
     const db = api.app.get(DataSource);
     // As if Redis lost its counters and its clock is behind PostgreSQL's (failover to a lagging node).
     const ahead = BigInt(Date.now()) * 1000n + 3_600_000_000n;
-    await db.query(`UPDATE seats SET fence = $2 WHERE event_id = $1 AND label = 'B2'`, [eventId, ahead.toString()]);
-    const rejectionsBefore = metric((await api.get('/metrics')).body, 'seatlock_fence_rejections_total');
+    await db.query(`UPDATE seats SET fence = $2 WHERE event_id = $1 AND label = 'B2'`, [
+      eventId,
+      ahead.toString(),
+    ]);
+    const rejectionsBefore = metric(
+      (await api.get('/metrics')).body,
+      'seatlock_fence_rejections_total',
+    );
 
     const hold = await api.post('/bookings', { eventId, seatIds: ['B2'] }, { token: alice.token });
     expect(hold.status).toBe(201);
     expect(BigInt(hold.body.fencingToken)).toBeGreaterThan(ahead);
-    expect(metric((await api.get('/metrics')).body, 'seatlock_fence_rejections_total')).toBe(rejectionsBefore + 1);
+    expect(metric((await api.get('/metrics')).body, 'seatlock_fence_rejections_total')).toBe(
+      rejectionsBefore + 1,
+    );
 
     // The next Redis-minted token beats PostgreSQL's without another rejection.
     await api.delete(`/bookings/${hold.body.id}`, { token: alice.token });
     const again = await api.post('/bookings', { eventId, seatIds: ['B2'] }, { token: alice.token });
     expect(again.status).toBe(201);
     expect(BigInt(again.body.fencingToken)).toBeGreaterThan(BigInt(hold.body.fencingToken));
-    expect(metric((await api.get('/metrics')).body, 'seatlock_fence_rejections_total')).toBe(rejectionsBefore + 1);
+    expect(metric((await api.get('/metrics')).body, 'seatlock_fence_rejections_total')).toBe(
+      rejectionsBefore + 1,
+    );
   });
 });
 

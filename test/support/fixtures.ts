@@ -31,7 +31,8 @@ export async function createEvent(
     },
     { token: TEST_ADMIN_TOKEN },
   );
-  if (response.status !== 201) throw new Error(`createEvent: ${response.status} ${JSON.stringify(response.body)}`);
+  if (response.status !== 201)
+    throw new Error(`createEvent: ${response.status} ${JSON.stringify(response.body)}`);
   return response.body.id;
 }
 

@@ -26,6 +26,7 @@ async function freshDatabase(url: string): Promise<void> {
   } catch (error) {
     throw new Error(
       `Cannot reach PostgreSQL at ${admin.host} (${(error as Error).message}). ${HOW_TO_START.postgres}`,
+      { cause: error },
     );
   }
   try {
@@ -54,7 +55,10 @@ async function checkRedis(url: string): Promise<void> {
     await redis.connect();
     await redis.ping();
   } catch (error) {
-    throw new Error(`Cannot reach Redis at ${url} (${(error as Error).message}). ${HOW_TO_START.redis}`);
+    throw new Error(
+      `Cannot reach Redis at ${url} (${(error as Error).message}). ${HOW_TO_START.redis}`,
+      { cause: error },
+    );
   } finally {
     redis.disconnect();
   }

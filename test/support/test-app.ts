@@ -64,7 +64,10 @@ export class TestApp {
     return {
       status: response.statusCode,
       headers: Object.fromEntries(
-        Object.entries(response.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]),
+        Object.entries(response.headers).map(([k, v]) => [
+          k,
+          Array.isArray(v) ? v.join(', ') : String(v),
+        ]),
       ),
       body: (contentType.includes('json') && text ? JSON.parse(text) : text) as T,
     };

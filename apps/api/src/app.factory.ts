@@ -3,10 +3,11 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
-import { ProblemDetailsDto } from './common/http/problem-details.dto';
+import { parseJsonBody } from './common/http/json-body.parser';
 
 /** Requests larger than this are refused with 413 before they are parsed. */
 const BODY_LIMIT_BYTES = 256 * 1024;
@@ -26,17 +27,42 @@ function requestId(request: IncomingMessage | Http2ServerRequest): string {
 export async function createApp(env: Record<string, string> = {}): Promise<NestFastifyApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(env),
-    new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES, genReqId: requestId }),
-    { bufferLogs: true },
+    new FastifyAdapter({
+      bodyLimit: BODY_LIMIT_BYTES,
+      genReqId: requestId,
+      frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
+        // Fastify answers these (e.g. an undecodable URL) before Nest sees the request.
+        void reply.code(400).header('content-type', 'application/problem+json').send({
+          type: 'https://seatlock.dev/problems/request.invalid',
+          title: 'Bad request',
+          status: 400,
+          detail: error.message,
+          code: 'REQUEST.INVALID',
+          instance: request.url,
+        });
+      },
+    }),
+    { bufferLogs: true, bodyParser: false },
   );
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();
-  app
-    .getHttpAdapter()
-    .getInstance()
-    .addHook('onRequest', async (request, reply) => {
-      reply.header('X-Request-Id', request.id);
-    });
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onRequest', async (request, reply) => {
+    reply.header('X-Request-Id', request.id);
+  });
+  // JSON only: any other body type is a 415, never half-parsed into a "missing fields" 400.
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string' },
+    (_request, body, done) => {
+      try {
+        done(null, parseJsonBody(body as string));
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    },
+  );
 
   const config = new DocumentBuilder()
     .setTitle('Seatlock')
@@ -52,9 +78,7 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
       description: 'A customer token from POST /customers, or the admin token for /admin routes',
     })
     .build();
-  const document = SwaggerModule.createDocument(app, config, {
-    extraModels: [ProblemDetailsDto],
-  });
+  const document = SwaggerModule.createDocument(app, config);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
   return app;
 }

@@ -15,9 +15,7 @@ async function bootstrap(): Promise<void> {
   const port = Number(process.env.PORT ?? 3000);
   await app.listen({ port, host: process.env.HOST ?? '0.0.0.0' });
   const url = await app.getUrl();
-  console.log(
-    `Seatlock API on ${url} (Swagger ${url}/docs), database from ${database.source}`,
-  );
+  console.log(`Seatlock API on ${url} (Swagger ${url}/docs), database from ${database.source}`);
 }
 
 bootstrap().catch((error: unknown) => {

@@ -4,12 +4,7 @@ import type { Lease } from './lease';
 import { LockBusyError, LockLostError, LockUnavailableError } from './lock.errors';
 import { LockMetrics } from './lock.metrics';
 import type { LockMode, LockOptions } from './lock.options';
-import {
-  ACQUIRE_MANY_SCRIPT,
-  EXTEND_SCRIPT,
-  RATCHET_SCRIPT,
-  RELEASE_SCRIPT,
-} from './lock.scripts';
+import { ACQUIRE_MANY_SCRIPT, EXTEND_SCRIPT, RATCHET_SCRIPT, RELEASE_SCRIPT } from './lock.scripts';
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 500;
 const DEFAULT_FENCE_COUNTER_TTL_MS = 24 * 60 * 60 * 1000;

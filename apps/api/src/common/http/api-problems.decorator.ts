@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiResponse } from '@nestjs/swagger';
+import { ApiExtraModels, ApiResponse, getSchemaPath } from '@nestjs/swagger';
 import { ProblemDetailsDto } from './problem-details.dto';
 
 const DESCRIPTIONS: Record<number, string> = {
@@ -17,13 +17,14 @@ const DESCRIPTIONS: Record<number, string> = {
 /** Documents the problem+json answers a route can give. */
 export function ApiProblems(...statuses: number[]): MethodDecorator & ClassDecorator {
   return applyDecorators(
+    ApiExtraModels(ProblemDetailsDto),
     ...statuses.map((status) =>
       ApiResponse({
         status,
         description: DESCRIPTIONS[status] ?? 'Error',
         content: {
           'application/problem+json': {
-            schema: { $ref: '#/components/schemas/ProblemDetailsDto' },
+            schema: { $ref: getSchemaPath(ProblemDetailsDto) },
           },
         },
       }),

@@ -18,7 +18,10 @@ export class BookingError extends DomainError {
       422,
       'Unknown seats',
       `This event has no seats labelled ${unknownSeats.join(', ')}`,
-      { unknownSeats, errors: [{ field: 'seatIds', messages: [`unknown: ${unknownSeats.join(', ')}`] }] },
+      {
+        unknownSeats,
+        errors: [{ field: 'seatIds', messages: [`unknown: ${unknownSeats.join(', ')}`] }],
+      },
     );
   }
 
@@ -46,7 +49,12 @@ export class BookingError extends DomainError {
   }
 
   static notFound(bookingId: string): BookingError {
-    return new BookingError('BOOKING.NOT_FOUND', 404, 'Booking not found', `No booking ${bookingId}`);
+    return new BookingError(
+      'BOOKING.NOT_FOUND',
+      404,
+      'Booking not found',
+      `No booking ${bookingId}`,
+    );
   }
 
   static notReleasable(status: string): BookingError {

@@ -12,7 +12,7 @@ import { inTransaction } from '../../database/in-transaction';
 import { CatalogService } from '../catalog/catalog.service';
 import type { SeatMap } from '../catalog/seat-map';
 import { NotificationService } from '../notification/notification.service';
-import { BookingEntity, type BookingStatus } from './booking.entity';
+import type { BookingStatus } from './booking.entity';
 import { BookingError } from './booking.errors';
 import { BookingMetrics } from './booking.metrics';
 import type { BookingDto } from './dto/booking.dto';
@@ -271,7 +271,10 @@ export class BookingService {
       });
       if (!held) {
         const seats = await this.catalog.inspectSeats(manager, eventId, labels);
-        const taken = seats.filter((seat) => seat.status !== 'free').map((seat) => seat.label);
+        // Seats this statement did take (then rolled back) are not someone else's.
+        const taken = seats
+          .filter((seat) => seat.status !== 'free' && seat.bookingId !== bookingId)
+          .map((seat) => seat.label);
         if (taken.length === 0 && fence !== null) {
           throw new StaleTokenError(
             seats.reduce((max, seat) => (BigInt(seat.fence) > max ? BigInt(seat.fence) : max), 0n),
@@ -284,7 +287,16 @@ export class BookingService {
         `INSERT INTO bookings (id, customer_id, event_id, status, seat_labels, amount_cents,
                                currency, expires_at, fence)
          VALUES ($1, $2, $3, 'held', $4, $5, $6, $7, $8) RETURNING ${BOOKING_COLUMNS}`,
-        [bookingId, customer.id, eventId, labels, amount, seatMap.currency, held.heldUntil, held.fence],
+        [
+          bookingId,
+          customer.id,
+          eventId,
+          labels,
+          amount,
+          seatMap.currency,
+          held.heldUntil,
+          held.fence,
+        ],
       );
       await this.record(
         manager,

@@ -73,7 +73,8 @@ export class CatalogService {
     const repeated = [...new Set(names.filter((n, i) => names.indexOf(n) !== i))];
     if (repeated.length > 0) throw CatalogError.duplicateSections(repeated);
     const seatCount = input.sections.reduce((sum, s) => sum + s.rows * s.seatsPerRow, 0);
-    if (seatCount > MAX_SEATS_PER_EVENT) throw CatalogError.tooManySeats(seatCount, MAX_SEATS_PER_EVENT);
+    if (seatCount > MAX_SEATS_PER_EVENT)
+      throw CatalogError.tooManySeats(seatCount, MAX_SEATS_PER_EVENT);
 
     const id = randomUUID();
     const sections = input.sections.map(({ name, rows, seatsPerRow, priceCents }) => ({
@@ -87,7 +88,15 @@ export class CatalogService {
       await manager.query(
         `INSERT INTO events (id, name, venue, starts_at, currency, sections, seat_count)
          VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [id, input.name, input.venue, input.startsAt, input.currency, JSON.stringify(sections), seatCount],
+        [
+          id,
+          input.name,
+          input.venue,
+          input.startsAt,
+          input.currency,
+          JSON.stringify(sections),
+          seatCount,
+        ],
       );
       await manager.query(
         `INSERT INTO seats (event_id, label, section, position, price_cents)
@@ -152,7 +161,9 @@ export class CatalogService {
   }
 
   /** The event's seat labels and prices; cached, since a seat map never changes once created. */
-  async getSeatMap(eventId: string): Promise<SeatMap> {
+  async getSeatMap(requestedId: string): Promise<SeatMap> {
+    // One spelling per event: lock keys built from it must match whatever case the client sent.
+    const eventId = requestedId.toLowerCase();
     const cached = this.seatMaps.get(eventId);
     if (cached) return cached;
     const rows = await this.dataSource.query<
@@ -177,7 +188,11 @@ export class CatalogService {
    * Returns the given seats whose hold has passed its TTL to `free`, so an expired hold never blocks
    * a new one. Answers the bookings that held them, for the caller to expire.
    */
-  async freeExpiredHolds(manager: EntityManager, eventId: string, labels: string[]): Promise<string[]> {
+  async freeExpiredHolds(
+    manager: EntityManager,
+    eventId: string,
+    labels: string[],
+  ): Promise<string[]> {
     const [rows] = await manager.query<[{ booking_id: string }[], number]>(
       `UPDATE seats s SET status = 'free', booking_id = NULL, held_until = NULL
        FROM (SELECT label, booking_id FROM seats
@@ -198,9 +213,17 @@ export class CatalogService {
    */
   async holdSeats(
     manager: EntityManager,
-    hold: { eventId: string; labels: string[]; bookingId: string; fence: bigint | null; ttlSeconds: number },
+    hold: {
+      eventId: string;
+      labels: string[];
+      bookingId: string;
+      fence: bigint | null;
+      ttlSeconds: number;
+    },
   ): Promise<HeldSeats | null> {
-    const [rows] = await manager.query<[{ label: string; held_until: Date; fence: string }[], number]>(
+    const [rows] = await manager.query<
+      [{ label: string; held_until: Date; fence: string }[], number]
+    >(
       `WITH token AS (
          SELECT COALESCE($4::bigint, greatest(
                   max(fence) + 1,
@@ -216,13 +239,21 @@ export class CatalogService {
       [hold.eventId, hold.labels, hold.bookingId, hold.fence?.toString() ?? null, hold.ttlSeconds],
     );
     if (rows.length !== hold.labels.length) return null;
-    return { labels: rows.map((r) => r.label), heldUntil: rows[0].held_until, fence: rows[0].fence };
+    return {
+      labels: rows.map((r) => r.label),
+      heldUntil: rows[0].held_until,
+      fence: rows[0].fence,
+    };
   }
 
   /** Current status and fence of some seats, to explain a failed conditional write. */
-  async inspectSeats(manager: EntityManager, eventId: string, labels: string[]): Promise<SeatState[]> {
+  async inspectSeats(
+    manager: EntityManager,
+    eventId: string,
+    labels: string[],
+  ): Promise<SeatState[]> {
     return manager.query<SeatState[]>(
-      `SELECT label, ${EFFECTIVE_STATUS} AS status, fence FROM seats s
+      `SELECT label, ${EFFECTIVE_STATUS} AS status, booking_id AS "bookingId", fence FROM seats s
        WHERE event_id = $1 AND label = ANY($2)`,
       [eventId, labels],
     );

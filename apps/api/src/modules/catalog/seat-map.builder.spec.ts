@@ -22,8 +22,18 @@ describe('buildSeatMap', () => {
       { name: 'Balcony', rows: 2, seatsPerRow: 3, priceCents: 2500 },
     ]);
     expect(seats.map((s) => s.label)).toEqual([
-      'A1', 'A2', 'B1', 'B2', 'C1', 'C2',
-      'D1', 'D2', 'D3', 'E1', 'E2', 'E3',
+      'A1',
+      'A2',
+      'B1',
+      'B2',
+      'C1',
+      'C2',
+      'D1',
+      'D2',
+      'D3',
+      'E1',
+      'E2',
+      'E3',
     ]);
     expect(seats[6]).toEqual({ label: 'D1', section: 'Balcony', position: 6, priceCents: 2500 });
     expect(new Set(seats.map((s) => s.label)).size).toBe(seats.length);

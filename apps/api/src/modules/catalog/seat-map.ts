@@ -14,5 +14,6 @@ export interface HeldSeats {
 export interface SeatState {
   label: string;
   status: 'free' | 'held' | 'booked';
+  bookingId: string | null;
   fence: string;
 }

@@ -9,7 +9,7 @@ import {
 import { CustomerError } from './customer.errors';
 import { CustomerService } from './customer.service';
 
-const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
+const BEARER = /^Bearer +([\x21-\x7e]{1,512})$/i;
 
 /**
  * Registered once as APP_GUARD: routes marked @CustomerAuth need a customer's token, @AdminAuth the
@@ -37,12 +37,10 @@ export class BearerAuthGuard implements CanActivate {
     const token = BEARER.exec(header)?.[1];
     if (!token) throw CustomerError.unauthorized('Authorization header must be "Bearer <token>"');
 
-    if (kind === 'admin') {
-      if (this.customers.isAdminToken(token)) return true;
-      throw CustomerError.forbidden('This route needs the admin token');
-    }
+    if (kind === 'admin' && this.customers.isAdminToken(token)) return true;
     const customer = await this.customers.authenticate(token);
     if (!customer) throw CustomerError.unauthorized('Unknown or revoked bearer token');
+    if (kind === 'admin') throw CustomerError.forbidden('This route needs the admin token');
     request.customer = customer;
     return true;
   }

@@ -12,9 +12,16 @@ export class CustomerError extends DomainError {
   }
 
   static unauthorized(detail: string): CustomerError {
-    return new CustomerError('AUTH.UNAUTHORIZED', 401, 'Unauthorized', detail, {}, {
-      'WWW-Authenticate': 'Bearer',
-    });
+    return new CustomerError(
+      'AUTH.UNAUTHORIZED',
+      401,
+      'Unauthorized',
+      detail,
+      {},
+      {
+        'WWW-Authenticate': 'Bearer',
+      },
+    );
   }
 
   static forbidden(detail: string): CustomerError {

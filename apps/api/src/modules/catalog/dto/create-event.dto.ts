@@ -7,23 +7,32 @@ import {
   IsISO8601,
   IsNotEmpty,
   IsString,
+  Matches,
   MaxLength,
   ValidateNested,
 } from 'class-validator';
+import { HasVisibleText } from '../../../common/validation/has-visible-text.decorator';
 import { CreateSectionDto } from './create-section.dto';
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
 
 export class CreateEventDto {
   /** Event name. */
+  @HasVisibleText()
   @IsString()
   @IsNotEmpty()
   @MaxLength(200)
   name: string;
 
-  /** ISO 8601 date-time with offset, e.g. `2027-03-01T19:30:00Z`. */
+  /** RFC 3339 date-time with an offset, e.g. `2027-03-01T19:30:00Z` or `…+01:00`. */
+  @Matches(RFC3339, {
+    message: 'startsAt must be an RFC 3339 date-time with offset, e.g. 2027-03-01T19:30:00Z',
+  })
   @IsISO8601({ strict: true, strictSeparator: true })
   startsAt: string;
 
   /** Where it takes place. */
+  @HasVisibleText()
   @IsString()
   @IsNotEmpty()
   @MaxLength(200)
@@ -37,7 +46,8 @@ export class CreateEventDto {
   @Type(() => CreateSectionDto)
   sections: CreateSectionDto[];
 
-  /** ISO 4217 currency code of every price, e.g. `EUR`. */
+  /** ISO 4217 currency code of every price, upper case, e.g. `EUR`. */
+  @Matches(/^[A-Z]{3}$/, { message: 'currency must be three upper-case letters' })
   @IsISO4217CurrencyCode()
   currency: string;
 }

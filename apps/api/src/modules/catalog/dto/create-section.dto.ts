@@ -1,8 +1,10 @@
+import { HasVisibleText } from '../../../common/validation/has-visible-text.decorator';
 import { IsInt, IsNotEmpty, IsString, Max, MaxLength, Min } from 'class-validator';
 
 /** A block of equally priced rows; its rows are lettered after the previous section's. */
 export class CreateSectionDto {
   /** Section name, unique within the event. */
+  @HasVisibleText()
   @IsString()
   @IsNotEmpty()
   @MaxLength(100)

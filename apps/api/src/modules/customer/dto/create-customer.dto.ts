@@ -1,4 +1,5 @@
 import { Transform } from 'class-transformer';
+import { HasVisibleText } from '../../../common/validation/has-visible-text.decorator';
 import { IsEmail, IsNotEmpty, IsString, MaxLength } from 'class-validator';
 
 export class CreateCustomerDto {
@@ -10,6 +11,7 @@ export class CreateCustomerDto {
   email: string;
 
   /** Display name. */
+  @HasVisibleText()
   @IsString()
   @IsNotEmpty()
   @MaxLength(200)
