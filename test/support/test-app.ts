@@ -32,6 +32,7 @@ export class TestApp {
       ADMIN_TOKEN: TEST_ADMIN_TOKEN,
       LOG_LEVEL: 'silent',
       MIGRATIONS_RUN: 'false',
+      RATE_LIMIT_PER_MINUTE: '0',
       ...env,
     });
     await app.listen({ port: 0, host: '127.0.0.1' });

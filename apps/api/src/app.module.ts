@@ -1,6 +1,7 @@
 import { type DynamicModule, Module, RequestMethod, ValidationPipe } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
+import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
 import { LoggerModule } from 'nestjs-pino';
 import { RequestValidationError } from './common/errors/request-validation.error';
 import { ProblemDetailsFilter } from './common/filters/problem-details.filter';
@@ -14,6 +15,7 @@ import { CatalogModule } from './modules/catalog/catalog.module';
 import { BearerAuthGuard } from './modules/customer/bearer-auth.guard';
 import { CustomerModule } from './modules/customer/customer.module';
 import { NotificationModule } from './modules/notification/notification.module';
+import { rateLimitTracker } from './common/http/rate-limit-tracker';
 
 /**
  * The module graph. Dependencies point one way: booking → catalog, everything → notification;
@@ -42,6 +44,17 @@ export class AppModule {
             },
           }),
         }),
+        ThrottlerModule.forRootAsync({
+          inject: [AppConfigService],
+          useFactory: (config: AppConfigService) => {
+            const limit = config.get('RATE_LIMIT_PER_MINUTE');
+            return {
+              throttlers: [{ ttl: 60_000, limit: limit || 1 }],
+              skipIf: () => limit === 0,
+              getTracker: rateLimitTracker,
+            };
+          },
+        }),
         ScheduleModule.forRoot(),
         DatabaseModule,
         MetricsModule,
@@ -65,6 +78,8 @@ export class AppModule {
             }),
         },
         { provide: APP_FILTER, useClass: ProblemDetailsFilter },
+        // Rate limit first, so floods are turned away before any token is looked up.
+        { provide: APP_GUARD, useClass: ThrottlerGuard },
         { provide: APP_GUARD, useClass: BearerAuthGuard },
       ],
     };

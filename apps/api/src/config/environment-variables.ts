@@ -76,4 +76,10 @@ export class EnvironmentVariables {
   @IsBoolean()
   @Transform(toBoolean)
   MIGRATIONS_RUN = true;
+
+  /** Requests per minute per bearer token (per IP without one); 0 switches the limit off. */
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  RATE_LIMIT_PER_MINUTE = 600;
 }

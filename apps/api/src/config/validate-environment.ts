@@ -10,6 +10,7 @@ const INTEGER_SETTINGS = new Set([
   'FALLBACK_CONCURRENCY',
   'FALLBACK_QUEUE',
   'DB_POOL_SIZE',
+  'RATE_LIMIT_PER_MINUTE',
 ]);
 
 /** Strict: "10abc" or "1.5" for an integer setting stays a string and fails validation. */

@@ -1,5 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
+import { SkipThrottle } from '@nestjs/throttler';
 import {
   HealthCheck,
   HealthCheckService,
@@ -10,6 +11,7 @@ import { LivenessDto } from './dto/liveness.dto';
 import { RedisHealthIndicator } from './redis-health.indicator';
 
 @ApiTags('operations')
+@SkipThrottle()
 @Controller('health')
 export class HealthController {
   constructor(

@@ -1,8 +1,10 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { ApiProduces, ApiTags } from '@nestjs/swagger';
+import { SkipThrottle } from '@nestjs/throttler';
 import { Registry } from 'prom-client';
 
 @ApiTags('operations')
+@SkipThrottle()
 @Controller('metrics')
 export class MetricsController {
   constructor(private readonly registry: Registry) {}

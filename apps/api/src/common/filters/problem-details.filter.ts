@@ -92,6 +92,9 @@ export class ProblemDetailsFilter implements ExceptionFilter {
           extensions: { checks: response },
         };
       }
+      if (status === 429) {
+        return { ...httpProblem(429, 'Rate limit reached; retry after the Retry-After delay') };
+      }
       if (status < 500) return httpProblem(status, this.httpDetail(exception));
     }
     if (isClientError(exception)) {
