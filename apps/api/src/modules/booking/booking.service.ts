@@ -32,6 +32,9 @@ interface BookingRow {
   created_at: Date;
 }
 
+/** Past this many, pending releases are dropped: the keys still expire with their TTL. */
+const MAX_UNRELEASED = 10_000;
+
 const BOOKING_COLUMNS = `id, customer_id, event_id, status, seat_labels, amount_cents, currency,
   expires_at, fence, created_at`;
 
@@ -70,6 +73,8 @@ export function seatLockKey(eventId: string, label: string): string {
 export class BookingService {
   private readonly logger = new Logger(BookingService.name);
   private readonly fallback: BulkheadPolicy;
+  /** Seat locks whose release Redis did not take; retried by the sweeper so they do not block free seats. */
+  private readonly unreleased = new Map<string, readonly string[]>();
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -371,13 +376,26 @@ export class BookingService {
     });
   }
 
-  /** Best effort: the keys expire with the hold anyway, this only frees them sooner. */
+  /**
+   * Frees this booking's seat locks in Redis. If Redis cannot be reached they would keep answering 409
+   * for seats PostgreSQL already freed until their TTL, so they are kept for `retryUnreleasedLocks`.
+   */
   private async releaseLease(keys: readonly string[], owner: string): Promise<void> {
     if (this.lock.mode === 'off') return;
     try {
       await this.lock.release({ keys, owner });
+      this.unreleased.delete(owner);
     } catch (error) {
-      this.logger.debug({ err: error }, 'Could not release seat locks; they expire with the hold');
+      if (this.unreleased.size < MAX_UNRELEASED) this.unreleased.set(owner, keys);
+      this.logger.debug({ err: error, bookingId: owner }, 'Seat locks not released; will retry');
     }
+  }
+
+  /** Retries releases Redis missed; answers how many are still pending. */
+  async retryUnreleasedLocks(): Promise<number> {
+    for (const [owner, keys] of [...this.unreleased]) {
+      await this.releaseLease(keys, owner);
+    }
+    return this.unreleased.size;
   }
 }

@@ -45,6 +45,8 @@ export class HoldSweeperService implements OnApplicationBootstrap, OnModuleDestr
     this.running = true;
     let lease: Lease | null = null;
     try {
+      // Per instance: only this instance knows which of its releases Redis missed.
+      await this.bookings.retryUnreleasedLocks();
       if (this.lock.mode === 'redis') {
         try {
           lease = await this.lock.tryAcquire(JOB_KEY, this.config.get('SWEEP_INTERVAL_MS') * 5);
