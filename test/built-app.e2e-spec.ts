@@ -1,4 +1,5 @@
 import { BuiltApp, runToExit } from './support/built-app';
+import { freePort } from './support/redis-server';
 import { testDatabaseUrl, testRedisUrl } from './support/test-env';
 
 type Operation = {
@@ -169,5 +170,27 @@ describe('bad configuration', () => {
     expect(output).toMatch(/LOCK_MODE="sometimes"/);
     expect(output).toMatch(/MAX_SEATS_PER_BOOKING=0/);
     expect(output).not.toMatch(/^\s+at /m);
+  });
+});
+
+describe('Redis unreachable from the start', () => {
+  it('says so once in the log, however often it retries, and keeps serving', async () => {
+    const app = await BuiltApp.start({
+      DATABASE_URL: testDatabaseUrl(),
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+      ADMIN_TOKEN: 'built-app-admin-token-0123',
+      LOG_LEVEL: 'info',
+      MIGRATIONS_RUN: 'false',
+    });
+    try {
+      // Several reconnect attempts happen in this time (every 0.2–2 s).
+      await new Promise((r) => setTimeout(r, 4000));
+      const ready = await fetch(`${app.url}/health/ready`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ status: 'degraded' });
+      expect(app.output.match(/Redis unreachable/g)).toHaveLength(1);
+    } finally {
+      await app.stop();
+    }
   });
 });
