@@ -36,6 +36,18 @@ function isClientError(error: unknown): error is Error & { statusCode: number; c
   return error instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
 }
 
+/** Connection-level failures: the database is down or out of reach, not this request's fault. */
+function isDatabaseUnavailable(error: unknown): boolean {
+  const cause = error instanceof QueryFailedError ? error.driverError : error;
+  const code = String((cause as { code?: unknown } | null)?.code ?? '');
+  const message = error instanceof Error ? error.message : '';
+  return (
+    /^(08|57P0|53300)/.test(code) ||
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code) ||
+    /Connection terminated|timeout exceeded when trying to connect/i.test(message)
+  );
+}
+
 function httpProblem(status: number, detail: string): Problem {
   const [code, title] = HTTP_CODES[status] ?? [`HTTP.${status}`, 'Request failed'];
   return { status, code, title, detail };
@@ -110,6 +122,19 @@ export class ProblemDetailsFilter implements ExceptionFilter {
           detail: 'A resource with the same unique value already exists',
         };
       }
+    }
+    if (isDatabaseUnavailable(exception)) {
+      this.logger.error(
+        { err: exception, method: request.method, url: request.url },
+        'PostgreSQL unavailable; answered 503',
+      );
+      return {
+        status: 503,
+        code: 'SERVICE.DATABASE_UNAVAILABLE',
+        title: 'Service unavailable',
+        detail: 'The database cannot be reached right now; nothing was changed. Retry shortly.',
+        headers: { 'Retry-After': '2' },
+      };
     }
     this.logger.error(
       { err: exception, method: request.method, url: request.url },
