@@ -148,6 +148,40 @@ describe('LockProvider against a real redis-server', () => {
     await lock.release(lease);
   });
 
+  it('a frozen Redis times out as unavailable, and the next answer makes it available again', async () => {
+    const changes: boolean[] = [];
+    const frozen = new LockProvider({
+      mode: 'redis',
+      redisUrl: server.url,
+      commandTimeoutMs: 200,
+      onAvailabilityChange: (available) => changes.push(available),
+    });
+    try {
+      await connected(frozen);
+      server.pause();
+      const started = Date.now();
+      const attempt = frozen.acquireMany(['{e9}:J1'], 10_000);
+      await expect(attempt).rejects.toMatchObject({
+        name: 'LockUnavailableError',
+        reason: 'timeout',
+      });
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(frozen.isAvailable()).toBe(false);
+
+      server.resume();
+      // The connection never dropped: recovery comes from the next successful command.
+      for (let i = 0; i < 50 && !frozen.isAvailable(); i += 1) {
+        await frozen.ping().catch(() => undefined);
+        await sleep(20);
+      }
+      expect(frozen.isAvailable()).toBe(true);
+      expect(changes).toEqual([true, false, true]);
+    } finally {
+      server.resume();
+      await frozen.close();
+    }
+  });
+
   it('in mode off it never talks to Redis', async () => {
     const off = new LockProvider({ mode: 'off' });
     expect(off.isAvailable()).toBe(false);

@@ -57,7 +57,7 @@ describe('Redis faults: slower, never wrong', () => {
 
     const metrics = (await api.get('/metrics')).body as string;
     expect(
-      metric(metrics, 'seatlock_hold_fallbacks_total{reason="redis_unavailable"}'),
+      metric(metrics, 'seatlock_hold_fallbacks_total{reason="redis_unreachable"}'),
     ).toBeGreaterThanOrEqual(300);
 
     const ready = await api.get('/health/ready');

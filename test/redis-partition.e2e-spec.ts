@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { HoldSweeperService } from '../apps/api/src/modules/booking/hold-sweeper.service';
 import { createEvent, registerCustomer } from './support/fixtures';
 import { RedisServer } from './support/redis-server';
@@ -75,5 +76,62 @@ describe('network cut between the API and Redis (Redis keeps its keys)', () => {
     const after = await api.post('/bookings', { eventId, seatIds: ['B1'] }, { token: bob.token });
     expect(after.status).toBe(409);
     expect(after.body.conflictingSeats).toEqual(['B1']);
+  });
+});
+
+describe('a frozen Redis (SIGSTOP) that wakes up and runs a timed-out acquire', () => {
+  let redis: RedisServer;
+  let api: TestApp;
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    api = await TestApp.start({
+      REDIS_URL: redis.url,
+      REDIS_COMMAND_TIMEOUT_MS: '200',
+      SWEEP_INTERVAL_MS: '3600000',
+    });
+  });
+
+  afterAll(async () => {
+    redis.resume();
+    await api.close();
+    await redis.stop();
+  });
+
+  it('leaves no orphaned seat lock behind once the sweeper has run', async () => {
+    const eventId = await createEvent(api);
+    const [alice, bob, carol] = [
+      await registerCustomer(api),
+      await registerCustomer(api),
+      await registerCustomer(api),
+    ];
+    const hold = await api.post('/bookings', { eventId, seatIds: ['B5'] }, { token: alice.token });
+    expect(hold.status).toBe(201);
+    await redis.flushAll(); // Redis forgets Alice's lock; PostgreSQL still has her hold.
+
+    redis.pause();
+    const lost = await api.post('/bookings', { eventId, seatIds: ['B5'] }, { token: bob.token });
+    expect(lost.status).toBe(409); // decided by PostgreSQL after the Redis call timed out
+    redis.resume();
+
+    // Bob's acquire script ran late: Redis now holds B5 for a booking that never existed.
+    const client = new Redis(redis.url);
+    try {
+      for (let i = 0; i < 50 && !(await client.exists(`lock:seat:{event:${eventId}}:B5`)); i += 1) {
+        await sleep(20);
+      }
+      const owner = await client.get(`lock:seat:{event:${eventId}}:B5`);
+      expect(owner).not.toBeNull();
+      expect(owner).not.toBe(hold.body.id);
+    } finally {
+      client.disconnect();
+    }
+
+    expect((await api.delete(`/bookings/${hold.body.id}`, { token: alice.token })).status).toBe(
+      200,
+    );
+    await api.app.get(HoldSweeperService).sweep();
+    const next = await api.post('/bookings', { eventId, seatIds: ['B5'] }, { token: carol.token });
+    expect(next.status).toBe(201);
   });
 });

@@ -83,6 +83,15 @@ export class RedisServer {
     });
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers. */
+  pause(): void {
+    this.process?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.process?.kill('SIGCONT');
+  }
+
   async flushAll(): Promise<void> {
     const client = new Redis(this.url, { maxRetriesPerRequest: 0 });
     try {

@@ -35,10 +35,11 @@ export class AppModule {
             pinoHttp: {
               level: config.get('LOG_LEVEL'),
               redact: ['req.headers.authorization', 'req.headers["idempotency-key"]'],
+              // A lost seat race (409) or a bad request is business as usual, not a warning.
               customLogLevel: (_request, response, error) =>
                 error || response.statusCode >= 500
                   ? 'error'
-                  : response.statusCode >= 400
+                  : [401, 403, 429].includes(response.statusCode)
                     ? 'warn'
                     : 'info',
             },

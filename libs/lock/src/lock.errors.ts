@@ -12,10 +12,16 @@ export class LockBusyError extends LockError {
   }
 }
 
+export type UnavailableReason = 'unreachable' | 'timeout' | 'off';
+
 /** Redis could not be asked (down, timing out, or the provider is switched off). */
 export class LockUnavailableError extends LockError {
   readonly code = 'LOCK.UNAVAILABLE';
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly reason: UnavailableReason = 'unreachable',
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'LockUnavailableError';
   }

@@ -6,7 +6,8 @@ import { LockMetrics } from './lock.metrics';
 import type { LockMode, LockOptions } from './lock.options';
 import { ACQUIRE_MANY_SCRIPT, EXTEND_SCRIPT, RATCHET_SCRIPT, RELEASE_SCRIPT } from './lock.scripts';
 
-const DEFAULT_COMMAND_TIMEOUT_MS = 500;
+/** Long enough for a busy event loop to read the reply, far shorter than any lease. */
+const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 const DEFAULT_FENCE_COUNTER_TTL_MS = 24 * 60 * 60 * 1000;
 
 interface Script {
@@ -169,7 +170,7 @@ export class LockProvider {
   }
 
   private client(): Redis {
-    if (!this.redis) throw new LockUnavailableError('lock provider is off');
+    if (!this.redis) throw new LockUnavailableError('lock provider is off', 'off');
     return this.redis;
   }
 
@@ -191,13 +192,16 @@ export class LockProvider {
       throw new LockUnavailableError(`Redis is not connected (${this.redis.status})`);
     }
     try {
-      return await command();
+      const result = await command();
+      this.setAvailable(true);
+      return result;
     } catch (error) {
       if (error instanceof LockUnavailableError) throw error;
       const message = error instanceof Error ? error.message : String(error);
       // A reply error means Redis answered; anything else (closed socket, timeout) means it did not.
       if (!(error instanceof ReplyError)) this.setAvailable(false, message);
-      throw new LockUnavailableError(`Redis command failed: ${message}`, { cause: error });
+      const reason = /timed out/i.test(message) ? 'timeout' : 'unreachable';
+      throw new LockUnavailableError(`Redis command failed: ${message}`, reason, { cause: error });
     }
   }
 

@@ -47,6 +47,12 @@ export class EnvironmentVariables {
   @IsIn(['redis', 'off'])
   LOCK_MODE: 'redis' | 'off' = 'redis';
 
+  /** A Redis command slower than this counts as Redis unavailable (PostgreSQL decides alone). */
+  @IsInt()
+  @Min(50)
+  @Max(10_000)
+  REDIS_COMMAND_TIMEOUT_MS = 1000;
+
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   LOG_LEVEL = 'info';
 

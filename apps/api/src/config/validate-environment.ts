@@ -11,6 +11,7 @@ const INTEGER_SETTINGS = new Set([
   'FALLBACK_QUEUE',
   'DB_POOL_SIZE',
   'RATE_LIMIT_PER_MINUTE',
+  'REDIS_COMMAND_TIMEOUT_MS',
 ]);
 
 /** Strict: "10abc" or "1.5" for an integer setting stays a string and fails validation. */

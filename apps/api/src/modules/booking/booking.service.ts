@@ -106,7 +106,9 @@ export class BookingService {
           );
         }
         if (!(error instanceof LockUnavailableError)) throw error;
-        this.metrics.fallbacks.inc({ reason: 'redis_unavailable' });
+        this.metrics.fallbacks.inc({ reason: `redis_${error.reason}` });
+        // A timed-out script may still run once Redis wakes; its keys must not outlive this request.
+        if (error.reason === 'timeout') this.unreleased.set(bookingId, keys);
       }
     }
 

@@ -64,7 +64,8 @@ function toEventDto(row: EventRow): EventDto {
  */
 @Injectable()
 export class CatalogService {
-  private readonly seatMaps = new Map<string, SeatMap>();
+  /** Loaded (or loading) seat maps: concurrent first requests for an event share one query. */
+  private readonly seatMaps = new Map<string, Promise<SeatMap>>();
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
@@ -164,8 +165,18 @@ export class CatalogService {
   async getSeatMap(requestedId: string): Promise<SeatMap> {
     // One spelling per event: lock keys built from it must match whatever case the client sent.
     const eventId = requestedId.toLowerCase();
-    const cached = this.seatMaps.get(eventId);
-    if (cached) return cached;
+    let seatMap = this.seatMaps.get(eventId);
+    if (!seatMap) {
+      if (this.seatMaps.size >= SEAT_MAP_CACHE_MAX) this.seatMaps.clear();
+      seatMap = this.loadSeatMap(eventId);
+      this.seatMaps.set(eventId, seatMap);
+      // A failed load (unknown event, database down) is not remembered.
+      seatMap.catch(() => this.seatMaps.delete(eventId));
+    }
+    return seatMap;
+  }
+
+  private async loadSeatMap(eventId: string): Promise<SeatMap> {
     const rows = await this.dataSource.query<
       { currency: string; label: string; price_cents: number }[]
     >(
@@ -174,14 +185,11 @@ export class CatalogService {
       [eventId],
     );
     if (rows.length === 0) throw CatalogError.eventNotFound(eventId);
-    const seatMap: SeatMap = {
+    return {
       eventId,
       currency: rows[0].currency,
       prices: new Map(rows.map((row) => [row.label, row.price_cents])),
     };
-    if (this.seatMaps.size >= SEAT_MAP_CACHE_MAX) this.seatMaps.clear();
-    this.seatMaps.set(eventId, seatMap);
-    return seatMap;
   }
 
   /**

@@ -23,7 +23,11 @@ function hashToken(token: string): string {
 @Injectable()
 export class CustomerService implements OnModuleInit {
   private readonly logger = new Logger(CustomerService.name);
-  private readonly tokenCache = new Map<string, { customer: AuthenticatedCustomer; at: number }>();
+  /** Resolved (or resolving) tokens: concurrent first requests with one token share one query. */
+  private readonly tokenCache = new Map<
+    string,
+    { customer: Promise<AuthenticatedCustomer | null>; at: number }
+  >();
   private adminTokenHash: Buffer;
 
   constructor(
@@ -66,11 +70,16 @@ export class CustomerService implements OnModuleInit {
     const hash = hashToken(token);
     const cached = this.tokenCache.get(hash);
     if (cached && Date.now() - cached.at < TOKEN_CACHE_TTL_MS) return cached.customer;
-    const row = await this.customers.findOne({ where: { tokenHash: hash } });
-    if (!row) return null;
-    const customer = { id: row.id, email: row.email, name: row.name };
     if (this.tokenCache.size >= TOKEN_CACHE_MAX) this.tokenCache.clear();
+    const customer = this.customers
+      .findOne({ where: { tokenHash: hash } })
+      .then((row) => (row ? { id: row.id, email: row.email, name: row.name } : null));
     this.tokenCache.set(hash, { customer, at: Date.now() });
+    // Unknown tokens and failed lookups are not remembered: a token may be registered a moment later.
+    customer.then(
+      (found) => found ?? this.tokenCache.delete(hash),
+      () => this.tokenCache.delete(hash),
+    );
     return customer;
   }
 
