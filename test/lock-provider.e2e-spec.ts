@@ -180,6 +180,8 @@ describe('LockProvider against a real redis-server', () => {
       server.resume();
       await frozen.close();
     }
+    // Closing the provider is not reported as an outage.
+    expect(changes).toEqual([true, false, true]);
   });
 
   it('in mode off it never talks to Redis', async () => {

@@ -38,6 +38,7 @@ export class LockProvider {
   private readonly fenceCounterTtlMs: number;
   /** Undefined until the first connect or failure, so an unreachable Redis at boot is reported. */
   private available: boolean | undefined;
+  private closing = false;
 
   constructor(private readonly options: LockOptions) {
     this.mode = options.mode;
@@ -144,6 +145,7 @@ export class LockProvider {
 
   async close(): Promise<void> {
     if (!this.redis) return;
+    this.closing = true;
     // quit() waits for a reply; a client still reconnecting would wait for a server that is gone.
     if (this.redis.status !== 'ready') {
       this.redis.disconnect();
@@ -206,7 +208,8 @@ export class LockProvider {
   }
 
   private setAvailable(available: boolean, reason?: string): void {
-    if (this.available === available) return;
+    // Our own quit is not an outage.
+    if (this.closing || this.available === available) return;
     this.available = available;
     this.options.onAvailabilityChange?.(available, reason);
   }
