@@ -5,6 +5,8 @@ export class LockMetrics {
   readonly acquisitions: Counter<'result'>;
   readonly acquireSeconds: Histogram;
   readonly releases: Counter;
+  readonly renewals: Counter<'result'>;
+  readonly losses: Counter<'reason'>;
   readonly ratchets: Counter;
 
   constructor(registry?: Registry) {
@@ -17,13 +19,25 @@ export class LockMetrics {
     });
     this.acquireSeconds = new Histogram({
       name: 'lock_acquire_duration_seconds',
-      help: 'Time for one acquire round trip to Redis',
-      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25],
+      help: 'Time for one acquire attempt (one round trip, or one per node in redlock mode)',
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1],
       registers,
     });
     this.releases = new Counter({
       name: 'lock_releases_total',
       help: 'Lease releases sent to Redis',
+      registers,
+    });
+    this.renewals = new Counter({
+      name: 'lock_renewals_total',
+      help: 'Automatic lease renewals by result (renewed, lost, failed)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.losses = new Counter({
+      name: 'lock_losses_total',
+      help: 'Leases lost while in use, by reason (taken: key gone or another owner; expired: validity deadline passed)',
+      labelNames: ['reason'],
       registers,
     });
     this.ratchets = new Counter({

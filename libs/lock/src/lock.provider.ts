@@ -1,14 +1,26 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  BrokenCircuitError,
+  type CircuitBreakerPolicy,
+  circuitBreaker,
+  ConsecutiveBreaker,
+  handleWhen,
+} from 'cockatiel';
 import { Redis, ReplyError } from 'ioredis';
-import type { Lease } from './lease';
+import type { Lease, LeaseContext } from './lease';
 import { LockBusyError, LockLostError, LockUnavailableError } from './lock.errors';
 import { LockMetrics } from './lock.metrics';
-import type { LockMode, LockOptions } from './lock.options';
+import type { AcquireOptions, LockMode, LockOptions } from './lock.options';
 import { ACQUIRE_MANY_SCRIPT, EXTEND_SCRIPT, RATCHET_SCRIPT, RELEASE_SCRIPT } from './lock.scripts';
 
 /** Long enough for a busy event loop to read the reply, far shorter than any lease. */
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 const DEFAULT_FENCE_COUNTER_TTL_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_DRIFT_FACTOR = 0.01;
+const BACKOFF_BASE_MS = 5;
+const BACKOFF_CAP_MS = 500;
 
 interface Script {
   source: string;
@@ -26,16 +38,36 @@ const SCRIPTS = {
   ratchet: script(RATCHET_SCRIPT),
 };
 
+/** One Redis server: its client, its circuit breaker and whether it last answered. */
+interface RedisNode {
+  readonly name: string;
+  readonly client: Redis;
+  readonly breaker: CircuitBreakerPolicy;
+  available: boolean;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /**
  * Redis lock provider: keeps contenders away from the database. It is an efficiency layer only —
- * whoever uses it must still make their write conditional and fenced, because a lease can be lost
- * (expiry, Redis restart) without its holder noticing in time.
+ * whoever uses it must still make their writes conditional and fenced, because a lease can be lost
+ * (expiry, a pause, a Redis restart) without its holder noticing in time.
+ *
+ * Mode `redis` talks to one server; mode `redlock` to N independent ones and needs a majority for
+ * every acquire and extend. Every lease carries a validity deadline on the monotonic clock, taken
+ * from before the request was sent, less a drift allowance: past it the lease is treated as lost
+ * whatever Redis says, so a holder cut off from Redis still knows when to stop.
  */
 export class LockProvider {
   readonly mode: LockMode;
-  private readonly redis?: Redis;
+  /** Nodes that must agree: 1 for a single server, a majority in redlock mode. */
+  readonly quorum: number;
+  private readonly nodes: RedisNode[];
   private readonly metrics: LockMetrics;
   private readonly fenceCounterTtlMs: number;
+  private readonly driftFactor: number;
   /** Undefined until the first connect or failure, so an unreachable Redis at boot is reported. */
   private available: boolean | undefined;
   private closing = false;
@@ -44,58 +76,97 @@ export class LockProvider {
     this.mode = options.mode;
     this.metrics = new LockMetrics(options.registry);
     this.fenceCounterTtlMs = options.fenceCounterTtlMs ?? DEFAULT_FENCE_COUNTER_TTL_MS;
-    if (this.mode === 'off') return;
-    if (!options.redisUrl) throw new Error('LockProvider: redisUrl is required in redis mode');
-    this.redis = new Redis(options.redisUrl, {
-      // A queued SET NX replayed after a reconnect could take a lock nobody waits for: fail instead.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-      connectTimeout: 2000,
-      disconnectTimeout: 200,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    });
-    this.redis.on('ready', () => this.setAvailable(true));
-    this.redis.on('error', (error: Error) => this.setAvailable(false, error.message));
-    this.redis.on('close', () => this.setAvailable(false, 'connection closed'));
+    this.driftFactor = options.driftFactor ?? DEFAULT_DRIFT_FACTOR;
+    const urls = this.urlsFor(options);
+    this.nodes = urls.map((url, index) => this.connect(url, index));
+    this.quorum = Math.floor(this.nodes.length / 2) + 1;
   }
 
-  /** True while Redis answers; callers use it to report degraded health. */
+  /** True while a quorum of Redis nodes answers; callers use it to report degraded health. */
   isAvailable(): boolean {
-    return this.mode === 'redis' && this.available === true;
+    return this.mode !== 'off' && this.available === true;
   }
 
-  /** Round trip to Redis, for health checks. */
+  /** A round trip to every node; throws unless a quorum answered. For health checks. */
   async ping(): Promise<void> {
-    await this.call(() => this.client().ping());
+    const results = await Promise.allSettled(
+      this.requireNodes().map((node) => this.call(node, () => node.client.ping())),
+    );
+    const answered = results.filter((r) => r.status === 'fulfilled').length;
+    if (answered < this.quorum) {
+      throw new LockUnavailableError(`${answered} of ${this.nodes.length} Redis nodes answered`);
+    }
   }
 
   /**
-   * Takes every key or none, in one round trip, and mints one fencing token larger than any token
-   * minted before for any of the keys. Throws LockBusyError naming the keys held by others.
+   * Takes every key or none, in one round trip per node, and mints one fencing token larger than any
+   * token minted before for any of the keys. Throws LockBusyError naming the keys held by others.
    */
   async acquireMany(keys: string[], ttlMs: number, owner: string = randomUUID()): Promise<Lease> {
     if (keys.length === 0) throw new RangeError('acquireMany needs at least one key');
+    const nodes = this.requireNodes();
     const stop = this.metrics.acquireSeconds.startTimer();
-    let reply: [number, number[] | string];
-    try {
-      reply = (await this.run(
-        SCRIPTS.acquireMany,
-        [...keys.map((key) => this.lockKey(key)), ...keys.map((key) => this.fenceKey(key))],
-        [owner, String(ttlMs), String(Math.max(this.fenceCounterTtlMs, ttlMs))],
-      )) as [number, number[] | string];
-    } catch (error) {
-      this.metrics.acquisitions.inc({ result: 'unavailable' });
-      throw error;
-    } finally {
-      stop();
+    const started = performance.now();
+    const results = await Promise.allSettled(
+      nodes.map((node) =>
+        this.run(
+          node,
+          SCRIPTS.acquireMany,
+          [...keys.map((key) => this.lockKey(key)), ...keys.map((key) => this.fenceKey(key))],
+          [owner, String(ttlMs), String(Math.max(this.fenceCounterTtlMs, ttlMs))],
+        ),
+      ),
+    );
+    stop();
+    const validUntil = started + ttlMs - this.drift(ttlMs);
+
+    const acquired: { node: RedisNode; fence: bigint }[] = [];
+    const busyKeys = new Set<string>();
+    let answered = 0;
+    let lastError: unknown;
+    results.forEach((result, index) => {
+      if (result.status === 'rejected') {
+        lastError = result.reason;
+        return;
+      }
+      answered += 1;
+      const [ok, detail] = result.value as [number, number[] | string];
+      if (ok === 1) acquired.push({ node: nodes[index], fence: BigInt(detail as string) });
+      else for (const position of detail as number[]) busyKeys.add(keys[position - 1]);
+    });
+
+    if (acquired.length >= this.quorum && performance.now() < validUntil) {
+      const fence = acquired.reduce((max, a) => (a.fence > max ? a.fence : max), 0n);
+      // Nodes minted their own tokens; raise the lower ones so any later majority beats this one.
+      if (this.nodes.length > 1) {
+        void this.raiseCounters(
+          acquired.map((a) => a.node),
+          keys,
+          fence,
+        );
+      }
+      this.metrics.acquisitions.inc({ result: 'acquired' });
+      return { keys: [...keys], owner, fence, ttlMs, validUntil };
     }
-    if (reply[0] === 0) {
+
+    // No majority (or too slow): give back what was taken, in the background.
+    if (acquired.length > 0) {
+      void this.releaseOn(
+        acquired.map((a) => a.node),
+        keys,
+        owner,
+      ).catch(() => 0);
+    }
+    if (answered >= this.quorum && busyKeys.size > 0) {
       this.metrics.acquisitions.inc({ result: 'busy' });
-      throw new LockBusyError((reply[1] as number[]).map((index) => keys[index - 1]));
+      throw new LockBusyError(keys.filter((key) => busyKeys.has(key)));
     }
-    this.metrics.acquisitions.inc({ result: 'acquired' });
-    return { keys: [...keys], owner, fence: BigInt(reply[1] as string), ttlMs };
+    this.metrics.acquisitions.inc({ result: 'unavailable' });
+    if (lastError instanceof LockUnavailableError && answered === 0) throw lastError;
+    throw new LockUnavailableError(
+      `only ${acquired.length} of ${nodes.length} Redis nodes granted the lock (quorum ${this.quorum})`,
+      lastError instanceof LockUnavailableError ? lastError.reason : 'timeout',
+    );
   }
 
   /** One key, no waiting: for jobs that only one instance should run at a time. */
@@ -108,54 +179,222 @@ export class LockProvider {
     }
   }
 
-  /** Frees the keys this lease still owns; another owner's keys are left alone. Safe to retry. */
-  async release(lease: Pick<Lease, 'keys' | 'owner'>): Promise<number> {
-    this.metrics.releases.inc();
-    const freed = await this.run(
-      SCRIPTS.release,
-      lease.keys.map((key) => this.lockKey(key)),
-      [lease.owner],
-    );
-    return Number(freed);
-  }
-
-  /** Extends every key of the lease, or none; throws LockLostError once any key is gone. */
-  async extend(lease: Lease, ttlMs: number = lease.ttlMs): Promise<Lease> {
-    const extended = await this.run(
-      SCRIPTS.extend,
-      lease.keys.map((key) => this.lockKey(key)),
-      [lease.owner, String(ttlMs)],
-    );
-    if (Number(extended) !== 1) throw new LockLostError([...lease.keys]);
-    return { ...lease, ttlMs };
+  /**
+   * Acquires, retrying while busy for up to `waitMs` with full-jitter exponential backoff. Throws
+   * LockBusyError when the wait runs out, the signal's reason when aborted, and LockUnavailableError
+   * at once when Redis cannot be asked.
+   */
+  async acquire(keys: string | string[], options: AcquireOptions): Promise<Lease> {
+    const list = Array.isArray(keys) ? keys : [keys];
+    const owner = options.owner ?? randomUUID();
+    const deadline = performance.now() + (options.waitMs ?? 0);
+    for (let attempt = 0; ; attempt += 1) {
+      options.signal?.throwIfAborted();
+      try {
+        return await this.acquireMany(list, options.ttlMs, owner);
+      } catch (error) {
+        const remaining = deadline - performance.now();
+        if (!(error instanceof LockBusyError) || remaining <= 0) throw error;
+        const backoff = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+        try {
+          await sleep(Math.min(backoff, remaining), undefined, { signal: options.signal });
+        } catch (aborted) {
+          // Surface the caller's own reason rather than a generic AbortError.
+          options.signal?.throwIfAborted();
+          throw aborted;
+        }
+      }
+    }
   }
 
   /**
-   * Raises the keys' fence counters to at least `fence`: called when PostgreSQL rejected a token as
+   * Runs `work` while holding the keys, renewing the lease every ttl/3. The context's signal fires —
+   * and stays fired — when a renewal finds the key gone or taken, or when the validity deadline passes
+   * (even if Redis cannot be reached to find out). The lease is released afterwards; after a loss the
+   * release runs in the background so it never holds the caller up.
+   */
+  async using<T>(
+    keys: string | string[],
+    options: AcquireOptions,
+    work: (context: LeaseContext) => Promise<T>,
+  ): Promise<T> {
+    let lease = await this.acquire(keys, options);
+    const controller = new AbortController();
+    let renewTimer: NodeJS.Timeout | undefined;
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    let finished = false;
+
+    const lose = (reason: 'taken' | 'expired'): void => {
+      if (controller.signal.aborted) return;
+      clearTimeout(renewTimer);
+      clearTimeout(deadlineTimer);
+      this.metrics.losses.inc({ reason });
+      controller.abort(new LockLostError([...lease.keys]));
+    };
+    const armDeadline = (): void => {
+      clearTimeout(deadlineTimer);
+      deadlineTimer = setTimeout(
+        () => lose('expired'),
+        Math.max(0, lease.validUntil - performance.now()),
+      );
+    };
+    const renew = async (): Promise<void> => {
+      if (finished || controller.signal.aborted) return;
+      try {
+        lease = await this.extend(lease);
+        this.metrics.renewals.inc({ result: 'renewed' });
+        if (!controller.signal.aborted) armDeadline();
+      } catch (error) {
+        if (error instanceof LockLostError) {
+          this.metrics.renewals.inc({ result: 'lost' });
+          lose(performance.now() >= lease.validUntil ? 'expired' : 'taken');
+          return;
+        }
+        // Redis unreachable: keep trying; the deadline timer decides when the lease is gone.
+        this.metrics.renewals.inc({ result: 'failed' });
+      }
+      if (!finished && !controller.signal.aborted) {
+        renewTimer = setTimeout(() => void renew(), lease.ttlMs / 3);
+      }
+    };
+    armDeadline();
+    renewTimer = setTimeout(() => void renew(), lease.ttlMs / 3);
+
+    const context: LeaseContext = {
+      signal: controller.signal,
+      fence: lease.fence,
+      get lease() {
+        return lease;
+      },
+      assertHeld: () => {
+        if (!controller.signal.aborted && performance.now() >= lease.validUntil) lose('expired');
+        if (controller.signal.aborted) throw new LockLostError([...lease.keys]);
+      },
+    };
+    try {
+      return await work(context);
+    } finally {
+      finished = true;
+      clearTimeout(renewTimer);
+      clearTimeout(deadlineTimer);
+      const releasing = this.release(lease).catch(() => 0);
+      if (!controller.signal.aborted) await releasing;
+    }
+  }
+
+  /** Frees the keys this lease still owns; another owner's keys are left alone. Safe to retry. */
+  async release(lease: Pick<Lease, 'keys' | 'owner'>): Promise<number> {
+    this.metrics.releases.inc();
+    return this.releaseOn(this.requireNodes(), lease.keys, lease.owner);
+  }
+
+  /**
+   * Extends every key of the lease on a quorum of nodes, or throws: LockLostError once the lease is
+   * past its deadline or a quorum no longer has it (an expired lease is never revived),
+   * LockUnavailableError when too few nodes answered to tell.
+   */
+  async extend(lease: Lease, ttlMs: number = lease.ttlMs): Promise<Lease> {
+    if (performance.now() >= lease.validUntil) throw new LockLostError([...lease.keys]);
+    const nodes = this.requireNodes();
+    const started = performance.now();
+    const results = await Promise.allSettled(
+      nodes.map((node) =>
+        this.run(
+          node,
+          SCRIPTS.extend,
+          lease.keys.map((key) => this.lockKey(key)),
+          [lease.owner, String(ttlMs)],
+        ),
+      ),
+    );
+    const extended = results.filter(
+      (r) => r.status === 'fulfilled' && Number(r.value) === 1,
+    ).length;
+    const refused = results.filter((r) => r.status === 'fulfilled' && Number(r.value) !== 1).length;
+    const validUntil = started + ttlMs - this.drift(ttlMs);
+    if (extended >= this.quorum && performance.now() < validUntil) {
+      return { ...lease, ttlMs, validUntil };
+    }
+    if (refused > nodes.length - this.quorum || performance.now() >= lease.validUntil) {
+      throw new LockLostError([...lease.keys]);
+    }
+    throw new LockUnavailableError(
+      `only ${extended} of ${nodes.length} Redis nodes extended the lease`,
+    );
+  }
+
+  /**
+   * Raises the keys' fence counters to at least `fence`: called when PostgreSQL refused a token as
    * stale, so the next token Redis mints beats the one PostgreSQL holds.
    */
   async ratchet(keys: string[], fence: bigint): Promise<void> {
     this.metrics.ratchets.inc();
-    await this.run(
-      SCRIPTS.ratchet,
-      keys.map((key) => this.fenceKey(key)),
-      [fence.toString(), String(this.fenceCounterTtlMs)],
-    );
+    const raised = await this.raiseCounters(this.requireNodes(), keys, fence);
+    if (raised === 0) throw new LockUnavailableError('no Redis node took the ratchet');
   }
 
   async close(): Promise<void> {
-    if (!this.redis) return;
     this.closing = true;
-    // quit() waits for a reply; a client still reconnecting would wait for a server that is gone.
-    if (this.redis.status !== 'ready') {
-      this.redis.disconnect();
-      return;
+    await Promise.all(
+      this.nodes.map(async (node) => {
+        // quit() waits for a reply; a client still reconnecting would wait for a server that is gone.
+        if (node.client.status !== 'ready') {
+          node.client.disconnect();
+          return;
+        }
+        try {
+          await node.client.quit();
+        } catch {
+          node.client.disconnect();
+        }
+      }),
+    );
+  }
+
+  private urlsFor(options: LockOptions): string[] {
+    if (options.mode === 'off') return [];
+    if (options.mode === 'redlock') {
+      const urls = options.redisUrls ?? [];
+      if (urls.length === 0)
+        throw new Error('LockProvider: redisUrls are required in redlock mode');
+      return urls;
     }
-    try {
-      await this.redis.quit();
-    } catch {
-      this.redis.disconnect();
-    }
+    if (!options.redisUrl) throw new Error('LockProvider: redisUrl is required in redis mode');
+    return [options.redisUrl];
+  }
+
+  private connect(url: string, index: number): RedisNode {
+    const client = new Redis(url, {
+      // A queued SET NX replayed after a reconnect could take a lock nobody waits for: fail instead.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+      connectTimeout: 2000,
+      disconnectTimeout: 200,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    });
+    const node: RedisNode = {
+      name: this.options.mode === 'redlock' ? `node ${index + 1}` : 'Redis',
+      client,
+      // Repeated timeouts open the circuit: callers get LockUnavailableError at once, not after 1 s.
+      breaker: circuitBreaker(
+        handleWhen((error) => !(error instanceof ReplyError)),
+        {
+          halfOpenAfter: this.options.breakerHalfOpenAfterMs ?? 1000,
+          breaker: new ConsecutiveBreaker(this.options.breakerThreshold ?? 5),
+        },
+      ),
+      available: false,
+    };
+    client.on('ready', () => this.setNodeAvailable(node, true));
+    client.on('error', (error: Error) => this.setNodeAvailable(node, false, error.message));
+    client.on('close', () => this.setNodeAvailable(node, false, 'connection closed'));
+    return node;
+  }
+
+  private requireNodes(): RedisNode[] {
+    if (this.mode === 'off') throw new LockUnavailableError('lock provider is off', 'off');
+    return this.nodes;
   }
 
   private lockKey(key: string): string {
@@ -171,46 +410,83 @@ export class LockProvider {
     return key.includes('{') ? key : `{${key}}`;
   }
 
-  private client(): Redis {
-    if (!this.redis) throw new LockUnavailableError('lock provider is off', 'off');
-    return this.redis;
+  private drift(ttlMs: number): number {
+    return ttlMs * this.driftFactor + 2;
   }
 
-  private async run(target: Script, keys: string[], args: string[]): Promise<unknown> {
-    const redis = this.client();
-    return this.call(async () => {
+  private async releaseOn(
+    nodes: RedisNode[],
+    keys: readonly string[],
+    owner: string,
+  ): Promise<number> {
+    const results = await Promise.allSettled(
+      nodes.map((node) =>
+        this.run(
+          node,
+          SCRIPTS.release,
+          keys.map((key) => this.lockKey(key)),
+          [owner],
+        ),
+      ),
+    );
+    const freed = results.flatMap((r) => (r.status === 'fulfilled' ? [Number(r.value)] : []));
+    if (freed.length === 0) throw (results[0] as PromiseRejectedResult).reason;
+    return Math.max(...freed);
+  }
+
+  /** Answers on how many nodes the counters were raised. */
+  private async raiseCounters(nodes: RedisNode[], keys: string[], fence: bigint): Promise<number> {
+    const results = await Promise.allSettled(
+      nodes.map((node) =>
+        this.run(
+          node,
+          SCRIPTS.ratchet,
+          keys.map((key) => this.fenceKey(key)),
+          [fence.toString(), String(this.fenceCounterTtlMs)],
+        ),
+      ),
+    );
+    return results.filter((r) => r.status === 'fulfilled').length;
+  }
+
+  private run(node: RedisNode, target: Script, keys: string[], args: string[]): Promise<unknown> {
+    return this.call(node, async () => {
       try {
-        return await redis.evalsha(target.sha, keys.length, ...keys, ...args);
+        return await node.client.evalsha(target.sha, keys.length, ...keys, ...args);
       } catch (error) {
         if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-        return redis.eval(target.source, keys.length, ...keys, ...args);
+        return node.client.eval(target.source, keys.length, ...keys, ...args);
       }
     });
   }
 
   /** Every Redis failure leaves as LockUnavailableError: callers fall back to PostgreSQL alone. */
-  private async call<T>(command: () => Promise<T>): Promise<T> {
-    if (this.redis && this.redis.status !== 'ready') {
-      throw new LockUnavailableError(`Redis is not connected (${this.redis.status})`);
+  private async call<T>(node: RedisNode, command: () => Promise<T>): Promise<T> {
+    if (node.client.status !== 'ready') {
+      throw new LockUnavailableError(`${node.name} is not connected (${node.client.status})`);
     }
     try {
-      const result = await command();
-      this.setAvailable(true);
+      const result = await node.breaker.execute(command);
+      this.setNodeAvailable(node, true);
       return result;
     } catch (error) {
-      if (error instanceof LockUnavailableError) throw error;
-      const message = error instanceof Error ? error.message : String(error);
+      if (error instanceof BrokenCircuitError) {
+        throw new LockUnavailableError(`${node.name}: circuit open after repeated failures`);
+      }
+      const message = messageOf(error);
       // A reply error means Redis answered; anything else (closed socket, timeout) means it did not.
-      if (!(error instanceof ReplyError)) this.setAvailable(false, message);
+      if (!(error instanceof ReplyError)) this.setNodeAvailable(node, false, message);
       const reason = /timed out/i.test(message) ? 'timeout' : 'unreachable';
-      throw new LockUnavailableError(`Redis command failed: ${message}`, reason, { cause: error });
+      throw new LockUnavailableError(`${node.name}: ${message}`, reason, { cause: error });
     }
   }
 
-  private setAvailable(available: boolean, reason?: string): void {
+  private setNodeAvailable(node: RedisNode, available: boolean, reason?: string): void {
+    node.available = available;
+    const quorate = this.nodes.filter((n) => n.available).length >= this.quorum;
     // Our own quit is not an outage.
-    if (this.closing || this.available === available) return;
-    this.available = available;
-    this.options.onAvailabilityChange?.(available, reason);
+    if (this.closing || this.available === quorate) return;
+    this.available = quorate;
+    this.options.onAvailabilityChange?.(quorate, reason && `${node.name}: ${reason}`);
   }
 }

@@ -6,9 +6,11 @@ import {
   IsOptional,
   IsString,
   IsUrl,
+  Matches,
   Max,
   Min,
   MinLength,
+  ValidateIf,
 } from 'class-validator';
 
 const toBoolean = ({ value }: { value: unknown }): unknown =>
@@ -44,8 +46,16 @@ export class EnvironmentVariables {
   @Max(100)
   MAX_SEATS_PER_BOOKING = 10;
 
-  @IsIn(['redis', 'off'])
-  LOCK_MODE: 'redis' | 'off' = 'redis';
+  /** redis: one server; redlock: a majority of REDIS_URLS; off: PostgreSQL alone decides. */
+  @IsIn(['redis', 'redlock', 'off'])
+  LOCK_MODE: 'redis' | 'redlock' | 'off' = 'redis';
+
+  /** Comma-separated independent Redis nodes for LOCK_MODE=redlock (an odd number, e.g. 3). */
+  @ValidateIf((env: EnvironmentVariables) => env.LOCK_MODE === 'redlock')
+  @Matches(/^rediss?:\/\/[^,\s]+(,rediss?:\/\/[^,\s]+)*$/, {
+    message: 'REDIS_URLS must be a comma-separated list of redis:// URLs when LOCK_MODE=redlock',
+  })
+  REDIS_URLS?: string;
 
   /** A Redis command slower than this counts as Redis unavailable (PostgreSQL decides alone). */
   @IsInt()

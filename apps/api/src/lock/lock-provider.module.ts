@@ -15,6 +15,7 @@ const logger = new Logger('LockProvider');
       useFactory: (config: AppConfigService, registry: Registry) => ({
         mode: config.get('LOCK_MODE'),
         redisUrl: config.get('REDIS_URL'),
+        redisUrls: config.get('REDIS_URLS')?.split(','),
         commandTimeoutMs: config.get('REDIS_COMMAND_TIMEOUT_MS'),
         registry,
         onAvailabilityChange: (available: boolean, reason?: string) => {
