@@ -1,6 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { type LeaseContext, LockBusyError, LockLostError, LockProvider } from '@app/lock';
+import {
+  type Lease,
+  type LeaseContext,
+  LockBusyError,
+  LockLostError,
+  LockProvider,
+} from '@app/lock';
 import { RedisServer } from './support/redis-server';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -155,9 +161,7 @@ describe('leases in use: renewal and a loss signal that never lies', () => {
         (r) => r.status === 'rejected' && r.reason instanceof LockBusyError,
       );
       expect([winners.length, losers.length]).toEqual([1, 99]);
-      await lock.release(
-        (winners[0] as PromiseFulfilledResult<{ keys: string[]; owner: string }>).value,
-      );
+      await lock.release((winners[0] as PromiseFulfilledResult<Lease>).value);
       rounds += 1;
     }
     expect(rounds).toBe(1000);
