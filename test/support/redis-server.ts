@@ -48,17 +48,21 @@ async function waitForPing(port: number, timeoutMs = 5000): Promise<void> {
 export class RedisServer {
   private process?: ChildProcess;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: string[] = [],
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<RedisServer> {
+  /** `extraArgs`, e.g. `['--replicaof', '127.0.0.1', '6379']`, are passed to redis-server. */
+  static async start(extraArgs: string[] = []): Promise<RedisServer> {
     if (spawnSync('redis-server', ['--version']).status !== 0) {
       throw new Error('redis-server is not on PATH: apt-get install redis-server');
     }
-    const server = new RedisServer(await freePort());
+    const server = new RedisServer(await freePort(), extraArgs);
     await server.restart();
     return server;
   }
@@ -67,7 +71,10 @@ export class RedisServer {
   async restart(): Promise<void> {
     this.process = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      [
+        ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        ...this.extraArgs,
+      ],
       { stdio: 'ignore' },
     );
     await waitForPing(this.port);
