@@ -60,6 +60,11 @@ describe('holds (real PostgreSQL and Redis)', () => {
       [eventId],
     );
     expect(count).toBe(1);
+
+    // Every loser was turned away by Redis without reaching PostgreSQL.
+    const metrics = (await api.get('/metrics')).body as string;
+    expect(metrics).toMatch(/^seatlock_contention_ratio 1$/m);
+    expect(metrics).toMatch(/^seatlock_holds_total\{outcome="conflict_redis"\} 299$/m);
   });
 
   it('overlapping multi-seat holds: one wins entirely, the other gets 409 naming A3, never a partial hold', async () => {

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Counter, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 
 export type HoldOutcome = 'held' | 'conflict_redis' | 'conflict_database' | 'rejected';
 
@@ -10,6 +10,7 @@ export class BookingMetrics {
   readonly fallbacks: Counter<'reason'>;
   readonly staleFences: Counter;
   readonly expired: Counter<'by'>;
+  readonly contentionRatio: Gauge;
 
   constructor(registry: Registry) {
     this.holds = new Counter({
@@ -34,6 +35,20 @@ export class BookingMetrics {
       help: 'Holds turned expired, by the sweeper or inline by a new hold',
       labelNames: ['by'],
       registers: [registry],
+    });
+    const holds = this.holds;
+    this.contentionRatio = new Gauge({
+      name: 'seatlock_contention_ratio',
+      help: 'Share of losing contenders answered by Redis alone, without touching PostgreSQL',
+      registers: [registry],
+      async collect() {
+        const values = (await holds.get()).values;
+        const count = (outcome: HoldOutcome): number =>
+          values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+        const redis = count('conflict_redis');
+        const contended = redis + count('conflict_database');
+        this.set(contended === 0 ? 0 : redis / contended);
+      },
     });
   }
 }

@@ -203,8 +203,8 @@ export class BookingService {
     return toDto(row);
   }
 
-  /** Expires holds past their TTL, oldest first; answers how many it expired. */
-  async expireDueHolds(batchSize = 200): Promise<number> {
+  /** Expires holds past their TTL, oldest first; stops early when `signal` fires. */
+  async expireDueHolds(signal?: AbortSignal, batchSize = 200): Promise<number> {
     const due = await this.dataSource.query<{ id: string }[]>(
       `SELECT id FROM bookings WHERE status = 'held' AND expires_at <= now()
        ORDER BY expires_at LIMIT $1`,
@@ -212,6 +212,7 @@ export class BookingService {
     );
     let expired = 0;
     for (const { id } of due) {
+      if (signal?.aborted) break;
       const row = await inTransaction(this.dataSource, (manager) =>
         this.expireBooking(manager, id, 'sweeper'),
       );

@@ -5,7 +5,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { type Lease, LockProvider, LockUnavailableError } from '@app/lock';
+import { LockBusyError, LockProvider, LockUnavailableError } from '@app/lock';
 import { AppConfigService } from '../../config/app-config.service';
 import { BookingService } from './booking.service';
 
@@ -43,27 +43,36 @@ export class HoldSweeperService implements OnApplicationBootstrap, OnModuleDestr
   async sweep(): Promise<number | null> {
     if (this.running) return null;
     this.running = true;
-    let lease: Lease | null = null;
     try {
       // Per instance: only this instance knows which of its releases Redis missed.
       await this.bookings.retryUnreleasedLocks();
-      if (this.lock.mode === 'redis') {
-        try {
-          lease = await this.lock.tryAcquire(JOB_KEY, this.config.get('SWEEP_INTERVAL_MS') * 5);
-          if (!lease) return null;
-        } catch (error) {
-          if (!(error instanceof LockUnavailableError)) throw error;
-        }
-      }
-      const expired = await this.bookings.expireDueHolds();
-      if (expired > 0) this.logger.log({ expired }, 'Expired holds past their TTL');
+      const expired = await this.runOnce((signal) => this.bookings.expireDueHolds(signal));
+      if (expired) this.logger.log({ expired }, 'Expired holds past their TTL');
       return expired;
     } catch (error) {
       this.logger.error({ err: error }, 'Hold sweep failed; retrying next interval');
       return null;
     } finally {
-      if (lease) await this.lock.release(lease).catch(() => undefined);
       this.running = false;
+    }
+  }
+
+  /**
+   * Runs the job under the cross-instance job lease (renewed while it runs; `signal` fires if it is
+   * lost). Another instance holding it: null. Redis unreachable or off: runs anyway.
+   */
+  private async runOnce(job: (signal?: AbortSignal) => Promise<number>): Promise<number | null> {
+    if (this.lock.mode === 'off') return job();
+    try {
+      return await this.lock.using(
+        JOB_KEY,
+        { ttlMs: Math.max(this.config.get('SWEEP_INTERVAL_MS') * 5, 3000) },
+        ({ signal }) => job(signal),
+      );
+    } catch (error) {
+      if (error instanceof LockBusyError) return null;
+      if (error instanceof LockUnavailableError) return job();
+      throw error;
     }
   }
 }
