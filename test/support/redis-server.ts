@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { Redis } from 'ioredis';
 
 /** A free TCP port on loopback, chosen by the kernel. */
@@ -73,6 +74,8 @@ export class RedisServer {
       'redis-server',
       [
         ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        // A replica's full sync writes an RDB file: keep it out of the working tree.
+        ...['--dir', tmpdir()],
         ...this.extraArgs,
       ],
       { stdio: 'ignore' },
