@@ -158,3 +158,50 @@ describe('REDIS_URL pointing at a closed port from the start', () => {
     expect(ready.body.details.redis.status).toBe('degraded');
   });
 });
+
+describe('LOCK_MODE=redlock over 3 redis-server nodes', () => {
+  let nodes: RedisServer[];
+  let api: TestApp;
+
+  beforeAll(async () => {
+    nodes = await Promise.all([RedisServer.start(), RedisServer.start(), RedisServer.start()]);
+    api = await TestApp.start({
+      LOCK_MODE: 'redlock',
+      REDIS_URLS: nodes.map((n) => n.url).join(','),
+    });
+    for (let i = 0; i < 100 && (await api.get('/health/ready')).body.status !== 'ok'; i += 1) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+
+  afterAll(async () => {
+    await api.close();
+    await Promise.all(nodes.map((n) => n.stop()));
+  });
+
+  it('300 racing holds: one winner, the losers turned away by the quorum; one node down changes nothing', async () => {
+    const before = metric(
+      (await api.get('/metrics')).body,
+      'seatlock_holds_total{outcome="conflict_redis"}',
+    );
+    const race = await raceForOneSeat(api, 300);
+    expect(race.statuses).toEqual({ 201: 1, 409: 299 });
+    expect(race.bookings).toBe(1);
+    const after = metric(
+      (await api.get('/metrics')).body,
+      'seatlock_holds_total{outcome="conflict_redis"}',
+    );
+    expect(after - before).toBe(299);
+
+    await nodes[0].kill();
+    const degraded = await raceForOneSeat(api, 100);
+    expect(degraded.statuses).toEqual({ 201: 1, 409: 99 });
+    const ready = await api.get('/health/ready');
+    expect(ready.body.details.redis.status).toBe('up');
+    const final = metric(
+      (await api.get('/metrics')).body,
+      'seatlock_holds_total{outcome="conflict_redis"}',
+    );
+    expect(final - after).toBe(99);
+  });
+});

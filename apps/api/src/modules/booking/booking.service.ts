@@ -95,7 +95,7 @@ export class BookingService {
     const keys = labels.map((label) => seatLockKey(seatMap.eventId, label));
 
     let lease: Lease | null = null;
-    if (this.lock.mode === 'redis') {
+    if (this.lock.mode !== 'off') {
       try {
         lease = await this.lock.acquireMany(keys, ttlSeconds * 1000, bookingId);
       } catch (error) {
