@@ -11,12 +11,23 @@
 export const ACQUIRE_MANY_SCRIPT = `
 local n = #KEYS / 2
 local owner = ARGV[1]
-local busy = {}
-for i = 1, n do
-  local holder = redis.call('GET', KEYS[i])
-  if holder and holder ~= owner then busy[#busy + 1] = i end
+if n == 1 then
+  -- The common case, one key: SET NX does the check and the write in one command.
+  if not redis.call('SET', KEYS[1], owner, 'NX', 'PX', ARGV[2]) then
+    if redis.call('GET', KEYS[1]) ~= owner then return {0, {1}} end
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+else
+  local busy = {}
+  for i = 1, n do
+    local holder = redis.call('GET', KEYS[i])
+    if holder and holder ~= owner then busy[#busy + 1] = i end
+  end
+  if #busy > 0 then return {0, busy} end
+  for i = 1, n do
+    redis.call('SET', KEYS[i], owner, 'PX', ARGV[2])
+  end
 end
-if #busy > 0 then return {0, busy} end
 local now = redis.call('TIME')
 local token = tonumber(now[1]) * 1000000 + tonumber(now[2])
 for i = 1, n do
@@ -25,7 +36,6 @@ for i = 1, n do
 end
 local text = string.format('%.0f', token)
 for i = 1, n do
-  redis.call('SET', KEYS[i], owner, 'PX', ARGV[2])
   redis.call('SET', KEYS[n + i], text, 'PX', ARGV[3])
 end
 return {1, text}
