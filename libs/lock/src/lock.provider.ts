@@ -105,9 +105,11 @@ export class LockProvider {
    * Takes every key or none, in one round trip per node, and mints one fencing token larger than any
    * token minted before for any of the keys. Throws LockBusyError naming the keys held by others.
    */
-  async acquireMany(keys: string[], ttlMs: number, owner: string = randomUUID()): Promise<Lease> {
-    if (keys.length === 0) throw new RangeError('acquireMany needs at least one key');
-    const nodes = this.requireNodes();
+  acquireMany(keys: string[], ttlMs: number, owner: string = randomUUID()): Promise<Lease> {
+    if (keys.length === 0)
+      return Promise.reject(new RangeError('acquireMany needs at least one key'));
+    if (this.mode === 'off') return Promise.reject(this.offError());
+    // Not async itself: on the single-node hot path this saves a promise frame per call.
     const scriptKeys = new Array<string>(keys.length * 2);
     for (let i = 0; i < keys.length; i += 1) {
       scriptKeys[i] = this.lockKey(keys[i]);
@@ -116,8 +118,21 @@ export class LockProvider {
     const args = [owner, String(ttlMs), String(Math.max(this.fenceCounterTtlMs, ttlMs))];
     const started = performance.now();
     const validUntil = started + ttlMs - this.drift(ttlMs);
-    if (nodes.length === 1) return this.acquireOnOne(nodes[0], keys, scriptKeys, args, validUntil);
+    return this.nodes.length === 1
+      ? this.acquireOnOne(this.nodes[0], keys, scriptKeys, args, started, validUntil)
+      : this.acquireOnQuorum(keys, scriptKeys, args, started, validUntil);
+  }
 
+  private async acquireOnQuorum(
+    keys: string[],
+    scriptKeys: string[],
+    args: string[],
+    started: number,
+    validUntil: number,
+  ): Promise<Lease> {
+    const nodes = this.nodes;
+    const [owner, ttl] = args;
+    const ttlMs = Number(ttl);
     const results = await Promise.allSettled(
       nodes.map((node) => this.run(node, SCRIPTS.acquireMany, scriptKeys, args)),
     );
@@ -178,9 +193,9 @@ export class LockProvider {
     keys: string[],
     scriptKeys: string[],
     args: string[],
+    started: number,
     validUntil: number,
   ): Promise<Lease> {
-    const started = performance.now();
     let reply: [number, number[] | string];
     try {
       reply = (await this.run(node, SCRIPTS.acquireMany, scriptKeys, args)) as typeof reply;
@@ -323,9 +338,10 @@ export class LockProvider {
   }
 
   /** Frees the keys this lease still owns; another owner's keys are left alone. Safe to retry. */
-  async release(lease: Pick<Lease, 'keys' | 'owner'>): Promise<number> {
+  release(lease: Pick<Lease, 'keys' | 'owner'>): Promise<number> {
+    if (this.mode === 'off') return Promise.reject(this.offError());
     this.metrics.releases.inc();
-    return this.releaseOn(this.requireNodes(), lease.keys, lease.owner);
+    return this.releaseOn(this.nodes, lease.keys, lease.owner);
   }
 
   /**
@@ -427,8 +443,12 @@ export class LockProvider {
   }
 
   private requireNodes(): RedisNode[] {
-    if (this.mode === 'off') throw new LockUnavailableError('lock provider is off', 'off');
+    if (this.mode === 'off') throw this.offError();
     return this.nodes;
+  }
+
+  private offError(): LockUnavailableError {
+    return new LockUnavailableError('lock provider is off', 'off');
   }
 
   private lockKey(key: string): string {
@@ -448,30 +468,20 @@ export class LockProvider {
     return ttlMs * this.driftFactor + 2;
   }
 
-  private async releaseOn(
+  private releaseOn(nodes: RedisNode[], keys: readonly string[], owner: string): Promise<number> {
+    const lockKeys = keys.map((key) => this.lockKey(key));
+    if (nodes.length === 1)
+      return this.run(nodes[0], SCRIPTS.release, lockKeys, [owner]).then(Number);
+    return this.releaseOnQuorum(nodes, lockKeys, owner);
+  }
+
+  private async releaseOnQuorum(
     nodes: RedisNode[],
-    keys: readonly string[],
+    lockKeys: string[],
     owner: string,
   ): Promise<number> {
-    if (nodes.length === 1) {
-      return Number(
-        await this.run(
-          nodes[0],
-          SCRIPTS.release,
-          keys.map((key) => this.lockKey(key)),
-          [owner],
-        ),
-      );
-    }
     const results = await Promise.allSettled(
-      nodes.map((node) =>
-        this.run(
-          node,
-          SCRIPTS.release,
-          keys.map((key) => this.lockKey(key)),
-          [owner],
-        ),
-      ),
+      nodes.map((node) => this.run(node, SCRIPTS.release, lockKeys, [owner])),
     );
     const freed = results.flatMap((r) => (r.status === 'fulfilled' ? [Number(r.value)] : []));
     if (freed.length === 0) throw (results[0] as PromiseRejectedResult).reason;
