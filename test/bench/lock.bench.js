@@ -42,11 +42,11 @@
 const { spawn } = require('node:child_process');
 const { randomUUID } = require('node:crypto');
 const { existsSync, readFileSync } = require('node:fs');
-const { createServer } = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { Redis } = require('ioredis');
+const { BenchError, freePort, percentile, round, withTimeout } = require('./bench-support');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const LOCK_LIB = path.join(ROOT, 'dist', 'apps', 'api', 'libs', 'lock', 'src', 'index.js');
@@ -103,8 +103,6 @@ Starts its own redis-server on a free 127.0.0.1 port; nothing else is touched.`;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-class BenchError extends Error {}
 
 function log(message) {
   process.stderr.write(`[lock] ${message}\n`);
@@ -176,36 +174,8 @@ function parseArgs(argv) {
   return options;
 }
 
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new BenchError(`${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function percentile(sorted, p) {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
 function median(values) {
   return percentile(Float64Array.from(values).sort(), 50);
-}
-
-function round(value, digits = 1) {
-  return value === null || value === undefined ? null : Number(value.toFixed(digits));
 }
 
 function packageVersion(name) {

@@ -30,13 +30,13 @@
 const { spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
 const { existsSync } = require('node:fs');
-const { createServer } = require('node:net');
 const path = require('node:path');
 const readline = require('node:readline');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { Redis } = require('ioredis');
 const { Client } = require('pg');
 const { Agent, request } = require('undici');
+const { BenchError, freePort, percentile, round, withTimeout } = require('./bench-support');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'apps', 'api', 'apps', 'api', 'src', 'main.js');
@@ -71,8 +71,6 @@ REDIS_URL (default redis://127.0.0.1:6379). Both must point at this machine (loo
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-class BenchError extends Error {}
 
 function log(message) {
   process.stderr.write(`[stampede] ${message}\n`);
@@ -127,25 +125,6 @@ function redisUrl() {
   ).toString();
 }
 
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new BenchError(`${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Runs `work(item, index)` over `items` with at most `limit` in flight; answers results in order. */
 async function mapLimit(items, limit, work) {
   const results = new Array(items.length);
@@ -159,15 +138,6 @@ async function mapLimit(items, limit, work) {
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-function percentile(sorted, p) {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
-function round(value, digits = 1) {
-  return value === null || value === undefined ? null : Number(value.toFixed(digits));
 }
 
 // ---------------------------------------------------------------------------------------------
