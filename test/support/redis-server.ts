@@ -34,7 +34,7 @@ function pingOnce(port: number): Promise<boolean> {
   });
 }
 
-async function waitForPing(port: number, timeoutMs = 5000): Promise<void> {
+export async function waitForPing(port: number, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await pingOnce(port))) {
     if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not start`);

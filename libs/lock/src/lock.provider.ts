@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis, ReplyError } from 'ioredis';
+import { Cluster, Redis, type RedisOptions, ReplyError } from 'ioredis';
 import type { Lease, LeaseContext } from './lease';
 import { LockBusyError, LockLostError, LockUnavailableError } from './lock.errors';
 import { LockMetrics } from './lock.metrics';
@@ -43,6 +43,34 @@ interface RedisNode {
   failures: number;
   /** While performance.now() is below this, calls fail at once without asking Redis. */
   openUntil: number;
+}
+
+/**
+ * `redis://` and `rediss://` URLs go to ioredis as they are. Two more forms name a topology:
+ * `redis-sentinel://host:port[,host:port…]/<master name>` and `redis-cluster://host:port[,host:port…]`.
+ * Both clients answer the commands used here (EVALSHA, EVAL, PING) the same way; every call's keys
+ * share one hash slot, so cluster routing is by that slot.
+ */
+export function createRedisClient(url: string, options: RedisOptions): Redis {
+  const topology = /^(redis-sentinel|redis-cluster):\/\/([^/]+)(?:\/(.+))?$/.exec(url);
+  if (!topology) return new Redis(url, options);
+  const [, kind, hostList, name] = topology;
+  const defaultPort = kind === 'redis-sentinel' ? 26379 : 6379;
+  const hosts = hostList.split(',').map((entry) => {
+    const [host, port] = entry.split(':');
+    return { host, port: port ? Number(port) : defaultPort };
+  });
+  if (kind === 'redis-sentinel') {
+    return new Redis({ ...options, sentinels: hosts, name: name ?? 'mymaster' });
+  }
+  const { enableOfflineQueue, retryStrategy, ...nodeOptions } = options;
+  const cluster = new Cluster(hosts, {
+    enableOfflineQueue,
+    clusterRetryStrategy: retryStrategy,
+    redisOptions: nodeOptions,
+  });
+  // The subset used here (evalsha, eval, ping, quit, disconnect, status, events) is common to both.
+  return cluster as unknown as Redis;
 }
 
 function messageOf(error: unknown): string {
@@ -420,7 +448,7 @@ export class LockProvider {
   }
 
   private connect(url: string, index: number): RedisNode {
-    const client = new Redis(url, {
+    const client = createRedisClient(url, {
       // A queued SET NX replayed after a reconnect could take a lock nobody waits for: fail instead.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,

@@ -27,7 +27,11 @@ export class EnvironmentVariables {
   @IsUrl({ protocols: ['postgres', 'postgresql'], require_tld: false, require_protocol: true })
   DATABASE_URL: string;
 
-  @IsUrl({ protocols: ['redis', 'rediss'], require_tld: false, require_protocol: true })
+  /** redis://…, rediss://…, redis-sentinel://host:port[,…]/<master>, or redis-cluster://host:port[,…]. */
+  @Matches(/^(rediss?:\/\/\S+|redis-(sentinel|cluster):\/\/[^\s,/]+(,[^\s,/]+)*(\/\S+)?)$/, {
+    message:
+      'REDIS_URL must be redis://, rediss://, redis-sentinel://host:port[,…]/<master> or redis-cluster://host:port[,…]',
+  })
   REDIS_URL = 'redis://127.0.0.1:6379';
 
   /** Bearer token for /admin routes; one is generated and logged once when unset. */

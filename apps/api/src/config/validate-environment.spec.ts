@@ -40,6 +40,21 @@ describe('validateEnvironment', () => {
       expect(message).toContain(name);
   });
 
+  it('accepts single-node, sentinel and cluster Redis URLs, and names a wrong one', () => {
+    for (const REDIS_URL of [
+      'redis://127.0.0.1:6379/2',
+      'rediss://cache.example:6380',
+      'redis-sentinel://10.0.0.1:26379,10.0.0.2:26379/seats',
+      'redis-cluster://10.0.0.1:7000,10.0.0.2:7001',
+    ]) {
+      expect(validateEnvironment({ DATABASE_URL, REDIS_URL }).REDIS_URL).toBe(REDIS_URL);
+    }
+    expect(() => validateEnvironment({ DATABASE_URL, REDIS_URL: 'http://x' })).toThrow(
+      /REDIS_URL="http:\/\/x"/,
+    );
+    expect(() => validateEnvironment({ DATABASE_URL, LOCK_MODE: 'redlock' })).toThrow(/REDIS_URLS/);
+  });
+
   it('requires DATABASE_URL', () => {
     expect(() => validateEnvironment({})).toThrow(/DATABASE_URL/);
   });
