@@ -1,0 +1,63 @@
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Pool, type PoolClient, type QueryResultRow } from 'pg';
+import { GatewayEnvironment } from '../config/gateway-environment';
+import { GATEWAY_SCHEMA_SQL } from './gateway-schema';
+
+/** Deadlock and serialization failures: the transaction did nothing and may simply run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
+/** The simulator's PostgreSQL pool; creates the `gateway_sim` schema at start. */
+@Injectable()
+export class GatewayDatabase implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(GatewayDatabase.name);
+  private readonly pool: Pool;
+
+  constructor(config: GatewayEnvironment) {
+    this.pool = new Pool({
+      connectionString: config.GATEWAY_DATABASE_URL,
+      max: 10,
+      connectionTimeoutMillis: 5000,
+    });
+    // An idle client losing its server must not crash the process; the next query reconnects.
+    this.pool.on('error', (error) =>
+      this.logger.warn(`PostgreSQL client failed: ${error.message}`),
+    );
+  }
+
+  async onModuleInit(): Promise<void> {
+    await this.transaction((client) => client.query(GATEWAY_SCHEMA_SQL));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.pool.end();
+  }
+
+  async query<T extends QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return (await this.pool.query<T>(sql, params)).rows;
+  }
+
+  /** Runs `work` in one transaction, again (up to 3 times) after a deadlock. */
+  async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      const client = await this.pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackError) {
+          broken = rollbackError as Error;
+        }
+        const code = (error as { code?: string }).code;
+        if (attempt >= 3 || code === undefined || !RETRYABLE.has(code)) throw error;
+      } finally {
+        // A client whose ROLLBACK failed is in an unknown state: the pool drops it.
+        client.release(broken);
+      }
+    }
+  }
+}

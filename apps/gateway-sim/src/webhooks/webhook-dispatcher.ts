@@ -1,0 +1,108 @@
+import {
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
+import { GatewayEnvironment } from '../config/gateway-environment';
+import { PollingLoop } from '../common/polling-loop';
+import { GatewayDatabase } from '../database/gateway-database';
+import { postWebhook } from './post-webhook';
+import { SIGNATURE_HEADER, signPayload } from './webhook-signature';
+
+const POLL_INTERVAL_MS = 100;
+const BATCH_SIZE = 50;
+const SEND_TIMEOUT_MS = 5000;
+
+interface Delivery {
+  id: string;
+  url: string;
+  payload: string;
+  attempts: number;
+}
+
+/**
+ * Sends due deliveries from the outbox table. A claim is a short lease (`locked_until`), so several
+ * simulator instances never send one delivery at once, and a crash mid-send only delays it.
+ * Non-2xx or no answer → retried after base × 2^n (with jitter) until the attempts run out.
+ */
+@Injectable()
+export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(WebhookDispatcher.name);
+  private readonly loop = new PollingLoop(POLL_INTERVAL_MS, () => this.dispatchDue(), this.logger);
+
+  constructor(
+    private readonly db: GatewayDatabase,
+    private readonly config: GatewayEnvironment,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.loop.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.loop.stop();
+  }
+
+  private async dispatchDue(): Promise<void> {
+    const due = await this.db.query<Delivery>(
+      `UPDATE gateway_sim.webhook_deliveries
+          SET locked_until = now() + interval '30 seconds'
+        WHERE id IN (
+          SELECT id FROM gateway_sim.webhook_deliveries
+           WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
+             AND (locked_until IS NULL OR locked_until < now())
+           ORDER BY next_attempt_at, id
+           LIMIT ${BATCH_SIZE}
+           FOR UPDATE SKIP LOCKED)
+      RETURNING id, url, payload, attempts`,
+    );
+    await Promise.all(due.map((delivery) => this.send(delivery)));
+  }
+
+  private async send(delivery: Delivery): Promise<void> {
+    let failure: string | undefined;
+    try {
+      // Signed at send time: a retry hours later still passes the receiver's tolerance window.
+      const status = await postWebhook(
+        delivery.url,
+        delivery.payload,
+        { [SIGNATURE_HEADER]: signPayload(this.config.GATEWAY_WEBHOOK_SECRET, delivery.payload) },
+        SEND_TIMEOUT_MS,
+      );
+      if (status < 200 || status >= 300) failure = `HTTP ${status}`;
+    } catch (error) {
+      failure = error instanceof Error ? error.message : String(error);
+    }
+    if (failure === undefined) {
+      await this.db.query(
+        `UPDATE gateway_sim.webhook_deliveries
+            SET delivered_at = now(), attempts = attempts + 1, locked_until = NULL
+          WHERE id = $1`,
+        [delivery.id],
+      );
+      return;
+    }
+    const attempts = delivery.attempts + 1;
+    if (attempts >= this.config.GATEWAY_WEBHOOK_MAX_ATTEMPTS) {
+      this.logger.warn(`webhook ${delivery.id} abandoned after ${attempts} attempts: ${failure}`);
+      await this.db.query(
+        `UPDATE gateway_sim.webhook_deliveries
+            SET failed_at = now(), attempts = $2, last_error = $3, locked_until = NULL
+          WHERE id = $1`,
+        [delivery.id, attempts, failure],
+      );
+      return;
+    }
+    const backoffMs = this.config.GATEWAY_WEBHOOK_RETRY_BASE_MS * 2 ** (attempts - 1);
+    // Equal jitter: half fixed, half random, so retries of many events spread out.
+    const delayMs = Math.round(backoffMs / 2 + (Math.random() * backoffMs) / 2);
+    await this.db.query(
+      `UPDATE gateway_sim.webhook_deliveries
+          SET attempts = $2, last_error = $3, locked_until = NULL,
+              next_attempt_at = now() + $4 * interval '1 millisecond'
+        WHERE id = $1`,
+      [delivery.id, attempts, failure, delayMs],
+    );
+  }
+}
