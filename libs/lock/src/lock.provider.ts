@@ -184,13 +184,11 @@ export class LockProvider {
     if (acquired.length >= this.quorum && performance.now() < validUntil) {
       const fence = acquired.reduce((max, a) => (a.fence > max ? a.fence : max), 0n);
       // Nodes minted their own tokens; raise the lower ones so any later majority beats this one.
-      if (this.nodes.length > 1) {
-        void this.raiseCounters(
-          acquired.map((a) => a.node),
-          keys,
-          fence,
-        );
-      }
+      void this.raiseCounters(
+        acquired.map((a) => a.node),
+        keys,
+        fence,
+      );
       this.metrics.acquired.inc();
       return { keys: [...keys], owner, fence, ttlMs, validUntil };
     }

@@ -168,14 +168,14 @@ export class BookingService {
    * booking already released, expired or cancelled nothing changes and the same answer comes back.
    */
   async release(customer: AuthenticatedCustomer, bookingId: string): Promise<BookingDto> {
-    const row = await inTransaction(this.dataSource, async (manager) => {
+    const { row, changed } = await inTransaction(this.dataSource, async (manager) => {
       const booking = await this.findOwned(manager, customer, bookingId, true);
       if (booking.status !== 'held') {
         if (booking.status === 'confirmed') throw BookingError.notReleasable(booking.status);
-        return booking;
+        return { row: booking, changed: false };
       }
       const expired = await this.expireBooking(manager, bookingId, 'release');
-      if (expired) return expired;
+      if (expired) return { row: expired, changed: true };
       const [[released]] = await manager.query<[BookingRow[], number]>(
         `UPDATE bookings SET status = 'released', updated_at = now()
          WHERE id = $1 AND status = 'held' RETURNING ${BOOKING_COLUMNS}`,
@@ -192,9 +192,10 @@ export class BookingService {
         'booking.released',
         `Released by the customer; ${released.seat_labels.join(', ')} free again`,
       );
-      return released;
+      return { row: released, changed: true };
     });
-    if (row.status === 'released' || row.status === 'expired') {
+    // Only the call that ended the hold frees its Redis keys; a repeated DELETE costs no round trip.
+    if (changed) {
       await this.releaseLease(
         row.seat_labels.map((label) => seatLockKey(row.event_id, label)),
         row.id,
