@@ -12,7 +12,8 @@ RUN npm install --no-audit --no-fund
 COPY tsconfig*.json nest-cli.json ./
 COPY apps ./apps
 COPY libs ./libs
-# nest build api -> dist/apps/api/apps/api/src/main.js
+# Both apps: dist/apps/api/apps/api/src/main.js (the default command) and
+# dist/apps/gateway-sim/apps/gateway-sim/src/main.js (the simulator; docker-compose's gateway service).
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
 
@@ -26,7 +27,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 
 USER node
-EXPOSE 3000
+# 3000: the API; 4010: the gateway simulator, when it is the command (docker-compose's gateway).
+EXPOSE 3000 4010
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:3000/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

@@ -48,8 +48,26 @@ describe('the built API (as npm start runs it)', () => {
     ['post', '/bookings', '201', ['400', '401', '404', '409', '422'], 'CreateBookingDto'],
     ['get', '/bookings', '200', ['400', '401'], null],
     ['get', '/bookings/{id}', '200', ['400', '401', '404'], null],
-    ['delete', '/bookings/{id}', '200', ['400', '401', '404', '409'], null],
+    ['delete', '/bookings/{id}', '200', ['400', '401', '404'], null],
     ['get', '/bookings/{id}/events', '200', ['400', '401', '404'], null],
+    [
+      'post',
+      '/bookings/{id}/payments',
+      '201',
+      ['400', '401', '402', '404', '409', '422', '502', '503'],
+      'CreatePaymentDto',
+    ],
+    ['get', '/bookings/{id}/payments', '200', ['400', '401', '404'], null],
+    ['post', '/payments/webhook', '200', ['400'], null],
+    ['get', '/notifications', '200', ['400', '401'], null],
+    ['post', '/notifications/{id}/read', '200', ['400', '401', '404'], null],
+    ['get', '/admin/outbox', '200', ['400', '401', '403'], null],
+    ['post', '/admin/outbox/{id}/retry', '200', ['400', '401', '403', '404', '409'], null],
+    ['post', '/webhook-endpoints', '201', ['400', '401', '422'], 'CreateWebhookEndpointDto'],
+    ['get', '/webhook-endpoints', '200', ['400', '401'], null],
+    ['get', '/webhook-endpoints/{id}', '200', ['400', '401', '404'], null],
+    ['delete', '/webhook-endpoints/{id}', '200', ['400', '401', '404'], null],
+    ['get', '/webhook-endpoints/{id}/deliveries', '200', ['400', '401', '404'], null],
     ['get', '/health/live', '200', [], null],
     ['get', '/health/ready', '200', [], null],
   ];
@@ -99,6 +117,28 @@ describe('the built API (as npm start runs it)', () => {
       'seats',
       'status',
     ]);
+    expect(schemas.CreatePaymentDto.required).toEqual(['paymentMethod']);
+    expect(Object.keys(schemas.PaymentDto.properties ?? {}).sort()).toEqual([
+      'amountCents',
+      'bookingId',
+      'createdAt',
+      'currency',
+      'failureCode',
+      'failureMessage',
+      'gatewayIntentId',
+      'id',
+      'paymentMethod',
+      'refundedCents',
+      'status',
+    ]);
+    const pay = doc.paths['/bookings/{id}/payments'].post as unknown as {
+      parameters: { name: string; in: string; required: boolean }[];
+    };
+    expect(pay.parameters).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'Idempotency-Key', in: 'header', required: true }),
+      ]),
+    );
     expect(Object.keys(schemas.CreateEventDto.properties ?? {}).sort()).toEqual([
       'currency',
       'name',

@@ -9,6 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { GatewayEnvironment } from '../apps/gateway-sim/src/config/gateway-environment';
+import { freePort } from './support/redis-server';
 
 const repoRoot = resolve(__dirname, '..');
 const composeFile = join(repoRoot, 'docker-compose.yml');
@@ -76,9 +78,20 @@ function lint(file: string): LintRun {
 
 type Service = {
   build?: unknown;
+  command?: string[] | string;
+  environment?: Record<string, string>;
+  ports?: string[];
   healthcheck?: { test?: unknown };
   depends_on?: Record<string, { condition?: string }> | string[];
 };
+
+function conditionsOf(service: Service): Record<string, string | undefined> {
+  const dependsOn = service.depends_on;
+  if (dependsOn === undefined || Array.isArray(dependsOn)) {
+    throw new Error('depends_on must be a map with a condition per service');
+  }
+  return Object.fromEntries(Object.entries(dependsOn).map(([name, dep]) => [name, dep.condition]));
+}
 
 describe('docker-compose.yml', () => {
   beforeAll(() => {
@@ -138,7 +151,7 @@ describe('docker-compose.yml', () => {
       expect(doc).not.toHaveProperty('version');
     });
 
-    it.each(['postgres', 'redis'])('%s has a healthcheck', (name) => {
+    it.each(['postgres', 'redis', 'gateway'])('%s has a healthcheck', (name) => {
       expect(services[name]).toBeDefined();
       expect(services[name].healthcheck?.test).toBeDefined();
     });
@@ -148,15 +161,66 @@ describe('docker-compose.yml', () => {
       expect(services.api.build).toBeDefined();
     });
 
-    it('api waits for postgres and redis to be healthy', () => {
-      const dependsOn = services.api.depends_on;
-      if (dependsOn === undefined || Array.isArray(dependsOn)) {
-        throw new Error('api.depends_on must be a map with a condition per service');
-      }
-      const conditions = Object.fromEntries(
-        Object.entries(dependsOn).map(([name, dep]) => [name, dep.condition]),
+    it('api waits for postgres, redis and the gateway to be healthy', () => {
+      expect(conditionsOf(services.api)).toEqual({
+        postgres: 'service_healthy',
+        redis: 'service_healthy',
+        gateway: 'service_healthy',
+      });
+    });
+
+    it('gateway runs the simulator from the API image, as npm run start:gateway does', () => {
+      const gateway = services.gateway;
+      expect(gateway).toBeDefined();
+      expect(gateway.build).toEqual(services.api.build);
+      const scripts = (
+        JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+          scripts: Record<string, string>;
+        }
+      ).scripts;
+      expect(gateway.command).toEqual(scripts['start:gateway'].split(' '));
+      expect(conditionsOf(gateway)).toEqual({ postgres: 'service_healthy' });
+    });
+
+    it('gateway and api are wired to each other with one shared webhook secret', () => {
+      const gateway = services.gateway.environment ?? {};
+      const api = services.api.environment ?? {};
+      const gatewayPort = gateway.GATEWAY_PORT;
+      const apiPort = services.api.ports?.[0]?.split(':').pop();
+
+      expect(services.gateway.ports).toContain(`${gatewayPort}:${gatewayPort}`);
+      expect(api.GATEWAY_URL).toBe(`http://gateway:${gatewayPort}`);
+      expect(gateway.GATEWAY_WEBHOOK_URL).toBe(`http://api:${apiPort}/payments/webhook`);
+      expect(gateway.GATEWAY_DATABASE_URL).toBe(api.DATABASE_URL);
+      expect(api.GATEWAY_WEBHOOK_SECRET).toBe(gateway.GATEWAY_WEBHOOK_SECRET);
+      // Overridable from the shell, with the simulator's own default.
+      expect(gateway.GATEWAY_WEBHOOK_SECRET).toBe(
+        `\${GATEWAY_WEBHOOK_SECRET:-${new GatewayEnvironment().GATEWAY_WEBHOOK_SECRET}}`,
       );
-      expect(conditions).toEqual({ postgres: 'service_healthy', redis: 'service_healthy' });
+    });
+
+    it('api sends its email to mailpit, whose SMTP port and web view are published', () => {
+      const mailpit = services.mailpit;
+      expect(mailpit).toBeDefined();
+      expect(mailpit.healthcheck?.test).toBeDefined();
+      expect(mailpit.ports).toEqual(expect.arrayContaining(['1025:1025', '8025:8025']));
+      expect(services.api.environment?.SMTP_URL).toBe('smtp://mailpit:1025');
+    });
+
+    it('gateway has a healthcheck that passes on a live simulator and fails on a closed port', async () => {
+      const test = services.gateway.healthcheck?.test as string[];
+      expect(test.slice(0, 3)).toEqual(['CMD', 'node', '-e']);
+      const script = test[3];
+      const port = services.gateway.environment?.GATEWAY_PORT;
+      expect(script).toContain(`http://127.0.0.1:${port}/health`);
+      const probe = (url: string) =>
+        spawnSync(process.execPath, ['-e', script.replace(`http://127.0.0.1:${port}`, url)], {
+          timeout: 10_000,
+        }).status;
+
+      // The e2e global setup's simulator stands in for the container's.
+      expect(probe(process.env.GATEWAY_URL!)).toBe(0);
+      expect(probe(`http://127.0.0.1:${await freePort()}`)).toBe(1);
     });
   });
 });

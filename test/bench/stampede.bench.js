@@ -36,14 +36,21 @@ const { setTimeout: sleep } = require('node:timers/promises');
 const { Redis } = require('ioredis');
 const { Client } = require('pg');
 const { Agent, request } = require('undici');
-const { BenchError, freePort, percentile, round, withTimeout } = require('./bench-support');
+const {
+  BenchError,
+  benchDatabaseName,
+  freePort,
+  percentile,
+  requireLoopback,
+  round,
+  withTimeout,
+} = require('./bench-support');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'apps', 'api', 'apps', 'api', 'src', 'main.js');
-const BENCH_DATABASE = 'seatlock_bench';
+const BENCH_DATABASE = benchDatabaseName('seatlock_bench');
 const MODES = ['redis', 'off'];
 const SEAT = 'A1';
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
 const SETUP_CONCURRENCY = 50;
 const STATS_POLL_MS = 250;
@@ -96,14 +103,6 @@ function parseArgs(argv) {
     }
   }
   return options;
-}
-
-function requireLoopback(url, variable) {
-  if (!LOOPBACK.has(url.hostname)) {
-    throw new BenchError(`${variable} must point at this machine (127.0.0.1), got ${url.host}`);
-  }
-  if (url.hostname === 'localhost') url.hostname = '127.0.0.1';
-  return url;
 }
 
 function databaseUrls() {
@@ -203,10 +202,16 @@ function startApi({ mode, port, databaseUrl, redis, adminToken }) {
       PORT: String(port),
       HOST: '127.0.0.1',
       LOCK_MODE: mode,
+      // Holds only: no payment gateway is needed, so the API must not start a simulator of its own.
+      GATEWAY_URL: 'http://127.0.0.1:9',
       ADMIN_TOKEN: adminToken,
       LOG_LEVEL: 'warn',
       MIGRATIONS_RUN: 'true',
       SWEEP_INTERVAL_MS: '3600000',
+      // Background polls (payment reconciler, outbox safety net) would count as stampede traffic;
+      // the outbox still wakes on NOTIFY for the winner's message.
+      RECONCILE_INTERVAL_MS: '3600000',
+      NOTIFY_POLL_MS: '3600000',
       // Per token (per IP without one): the guard stays on, but registering N customers from one
       // address must not trip it.
       RATE_LIMIT_PER_MINUTE: '0',

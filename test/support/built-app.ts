@@ -20,9 +20,10 @@ export class BuiltApp {
     child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
   }
 
-  static async start(env: Record<string, string | undefined>): Promise<BuiltApp> {
+  /** `port`: a fixed one (e.g. the one a gateway already sends webhooks to), else a free one. */
+  static async start(env: Record<string, string | undefined>, port?: number): Promise<BuiltApp> {
     if (!existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} is missing: run npm run build`);
-    const port = await freePort();
+    port ??= await freePort();
     const child = spawn(process.execPath, [BUILT_MAIN], {
       env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -42,6 +43,15 @@ export class BuiltApp {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /** A crash: SIGKILL, no shutdown hooks; waits until the process is gone. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    await new Promise<void>((done) => {
+      this.child.once('exit', () => done());
+      this.child.kill('SIGKILL');
+    });
   }
 
   async stop(): Promise<void> {

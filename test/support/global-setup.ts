@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
 import { typeormOptions } from '../../apps/api/src/database/typeorm-options';
+import { GatewayProcess, GLOBAL_GATEWAY, globalGatewayDatabaseUrl } from './gateway-process';
 import { testDatabaseUrl, testRedisUrl } from './test-env';
 
 const HOW_TO_START = {
@@ -14,8 +15,8 @@ const HOW_TO_START = {
     'or `docker compose up -d redis`, or point REDIS_URL at one.',
 };
 
-/** Drops and recreates the test database, then runs the migrations on it. */
-async function freshDatabase(url: string): Promise<void> {
+/** Drops and recreates the URL's database (connecting to the server's `postgres` database). */
+async function recreateDatabase(url: string): Promise<void> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.slice(1));
   const admin = new URL(url);
@@ -36,6 +37,11 @@ async function freshDatabase(url: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/** Drops and recreates the test database, then runs the migrations on it. */
+async function freshDatabase(url: string): Promise<void> {
+  await recreateDatabase(url);
   const dataSource = await new DataSource(typeormOptions({ url })).initialize();
   try {
     await dataSource.runMigrations({ transaction: 'each' });
@@ -67,4 +73,15 @@ async function checkRedis(url: string): Promise<void> {
 export default async function globalSetup(): Promise<void> {
   await checkRedis(testRedisUrl());
   await freshDatabase(testDatabaseUrl());
+  // One simulator process for the whole run, as in production: its own process and port, and its
+  // own database, because simulators sharing one share their work (async authorizations, webhook
+  // sends) but not their settings: it would sign and drop the events of the tests' own simulators.
+  await recreateDatabase(globalGatewayDatabaseUrl());
+  const gateway = await GatewayProcess.start({
+    env: { GATEWAY_DATABASE_URL: globalGatewayDatabaseUrl() },
+  });
+  (globalThis as Record<symbol, unknown>)[GLOBAL_GATEWAY] = gateway;
+  // Set before Jest starts its workers, so they inherit it, and so do the built APIs that tests
+  // spawn: none of them starts a simulator of its own on the fixed GATEWAY_PORT.
+  process.env.GATEWAY_URL = gateway.url;
 }

@@ -24,8 +24,15 @@ export class TestApp {
     private readonly agent: Agent,
   ) {}
 
-  /** Starts the application exactly as production builds it, with `env` over the test defaults. */
-  static async start(env: Record<string, string> = {}): Promise<TestApp> {
+  /**
+   * Starts the application exactly as production builds it, with `env` over the test defaults, on
+   * `port` (default: any free one; a fixed one lets a gateway be told where to send webhooks first).
+   */
+  static async start(env: Record<string, string> = {}, port = 0): Promise<TestApp> {
+    // @nestjs/config copies the validated settings (these overrides and every default) into
+    // process.env, where the next app of this test file, and every process it spawns, would read
+    // them as its own: e.g. one app's HOLD_TTL_SECONDS=2 or SMTP_URL leaking into the next. Undo it.
+    const before = { ...process.env };
     const app = await createApp({
       DATABASE_URL: testDatabaseUrl(),
       REDIS_URL: testRedisUrl(),
@@ -33,12 +40,17 @@ export class TestApp {
       LOG_LEVEL: 'silent',
       MIGRATIONS_RUN: 'false',
       RATE_LIMIT_PER_MINUTE: '0',
+      // The global setup's simulator process, unless the caller names another gateway.
+      ...(process.env.GATEWAY_URL ? { GATEWAY_URL: process.env.GATEWAY_URL } : {}),
       ...env,
+    }).finally(() => {
+      for (const key of Object.keys(process.env)) if (!(key in before)) delete process.env[key];
+      Object.assign(process.env, before);
     });
-    await app.listen({ port: 0, host: '127.0.0.1' });
+    await app.listen({ port, host: '127.0.0.1' });
     const address = app.getHttpServer().address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    return new TestApp(app, `http://127.0.0.1:${port}`, new Agent({ connections: 512 }));
+    const bound = typeof address === 'object' && address ? address.port : 0;
+    return new TestApp(app, `http://127.0.0.1:${bound}`, new Agent({ connections: 512 }));
   }
 
   async request<T = any>(

@@ -14,6 +14,9 @@ const BODY_LIMIT_BYTES = 256 * 1024;
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
+/** The one route that needs its raw body (to check the gateway's signature). */
+const WEBHOOK_PATH = '/payments/webhook';
+
 /** A caller's X-Request-Id when it is sane, else a fresh one; logs and answers carry it. */
 function requestId(request: IncomingMessage | Http2ServerRequest): string {
   const given = request.headers['x-request-id'];
@@ -52,17 +55,16 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
   });
   // JSON only: any other body type is a 415, never half-parsed into a "missing fields" 400.
   fastify.removeAllContentTypeParsers();
-  fastify.addContentTypeParser(
-    'application/json',
-    { parseAs: 'string' },
-    (_request, body, done) => {
-      try {
-        done(null, parseJsonBody(body as string));
-      } catch (error) {
-        done(error as Error, undefined);
-      }
-    },
-  );
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    try {
+      // Webhook signatures are computed over the exact bytes received, so keep them.
+      if (request.url.startsWith(WEBHOOK_PATH))
+        (request as { rawBody?: string }).rawBody = body as string;
+      done(null, parseJsonBody(body as string));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
 
   const config = new DocumentBuilder()
     .setTitle('Seatlock')

@@ -15,10 +15,12 @@ import { CatalogModule } from './modules/catalog/catalog.module';
 import { BearerAuthGuard } from './modules/customer/bearer-auth.guard';
 import { CustomerModule } from './modules/customer/customer.module';
 import { NotificationModule } from './modules/notification/notification.module';
+import { PaymentModule } from './modules/payment/payment.module';
 import { rateLimitTracker } from './common/http/rate-limit-tracker';
 
 /**
- * The module graph. Dependencies point one way: booking → catalog, everything → notification;
+ * The module graph. Dependencies point one way: payment → booking → catalog, everything →
+ * notification;
  * customer provides the bearer guard for all. `env` overrides the environment (tests use it).
  */
 @Module({})
@@ -63,6 +65,7 @@ export class AppModule {
         CustomerModule,
         CatalogModule,
         BookingModule,
+        PaymentModule,
         HealthModule,
       ],
       providers: [

@@ -1,18 +1,46 @@
 import 'reflect-metadata';
+import { existsSync } from 'node:fs';
 import { createApp } from './app.factory';
 import { validateEnvironment } from './config/validate-environment';
 import { LOCAL_DATABASE_URL, resolveDatabase } from './database/local-database';
+import { PaymentGatewayProcess } from './payment-gateway-process';
 
 async function bootstrap(): Promise<void> {
+  // The .env that the config module reads, loaded now so the choices below see it too; the real
+  // environment still wins.
+  if (existsSync('.env')) process.loadEnvFile('.env');
   // Fail fast, before any server starts; DATABASE_URL may still be filled in below.
-  validateEnvironment({ DATABASE_URL: LOCAL_DATABASE_URL, ...process.env });
+  const config = validateEnvironment({ DATABASE_URL: LOCAL_DATABASE_URL, ...process.env });
   const database = await resolveDatabase();
-  const app = await createApp({ DATABASE_URL: database.url });
+  const port = Number(process.env.PORT ?? 3000);
+  // No gateway named: run the simulator beside the API, so payments work out of the box.
+  const gateway = process.env.GATEWAY_URL
+    ? undefined
+    : await PaymentGatewayProcess.startForApi({
+        apiPort: port,
+        databaseUrl: database.url,
+        webhookSecret: config.GATEWAY_WEBHOOK_SECRET,
+      }).then((started) => started.stopOnExit());
+  if (gateway) {
+    console.log(
+      `Local gateway simulator (pid ${gateway.pid}) on ${gateway.url}: GATEWAY_URL unset`,
+    );
+  }
+  const app = await createApp({
+    DATABASE_URL: database.url,
+    ...(gateway ? { GATEWAY_URL: gateway.url } : {}),
+  });
+  if (gateway) {
+    // Stopped when the API closes (SIGTERM, SIGINT), and awaited: its port is free once we exit.
+    app
+      .getHttpAdapter()
+      .getInstance()
+      .addHook('onClose', () => gateway.stop());
+  }
   if (database.stop) {
     const stop = database.stop;
     process.once('beforeExit', () => void stop());
   }
-  const port = Number(process.env.PORT ?? 3000);
   await app.listen({ port, host: process.env.HOST ?? '0.0.0.0' });
   const url = await app.getUrl();
   console.log(`Seatlock API on ${url} (Swagger ${url}/docs), database from ${database.source}`);

@@ -102,4 +102,102 @@ export class EnvironmentVariables {
   @Min(0)
   @Max(1_000_000)
   RATE_LIMIT_PER_MINUTE = 600;
+
+  /** The payment gateway (the simulator by default; `npm start` runs one when this is unset). */
+  @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
+  GATEWAY_URL = 'http://127.0.0.1:4010';
+
+  /** Shared with the gateway: signs its webhooks. */
+  @IsString()
+  @MinLength(8)
+  GATEWAY_WEBHOOK_SECRET = 'whsec_dev_only_change_me';
+
+  /** Budget for one gateway operation, retries included. */
+  @IsInt()
+  @Min(100)
+  @Max(120_000)
+  GATEWAY_TIMEOUT_MS = 10_000;
+
+  /** How often the reconciler finishes payments a crash or a gateway outage left half-done. */
+  @IsInt()
+  @Min(100)
+  @Max(3_600_000)
+  RECONCILE_INTERVAL_MS = 5000;
+
+  /** How often the outbox dispatcher looks for due messages besides being woken by NOTIFY. */
+  @IsInt()
+  @Min(50)
+  @Max(3_600_000)
+  NOTIFY_POLL_MS = 1000;
+
+  /** First retry delay of a failed dispatch; doubles per attempt (with jitter). */
+  @IsInt()
+  @Min(10)
+  @Max(3_600_000)
+  NOTIFY_RETRY_BASE_MS = 1000;
+
+  /** Failed dispatch attempts before a message goes to the dead letter (status dead). */
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  NOTIFY_MAX_ATTEMPTS = 8;
+
+  /** Outbox messages one dispatcher claims per round trip. */
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  NOTIFY_BATCH_SIZE = 100;
+
+  /** Outbox messages one instance fans out at once (each in its own short transaction). */
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  NOTIFY_DISPATCH_CONCURRENCY = 4;
+
+  /** How long a claim lasts; a crashed dispatcher's messages are due again after it. */
+  @IsInt()
+  @Min(500)
+  @Max(3_600_000)
+  NOTIFY_LEASE_MS = 30_000;
+
+  /** Dispatched outbox messages are deleted after this many hours (dead ones are kept). */
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
+  NOTIFY_RETENTION_HOURS = 168;
+
+  /**
+   * Where email notifications are sent: smtp://[user:pass@]host:port (STARTTLS when offered) or
+   * smtps://… (TLS from the start). Unset: email is off, and the API says so once at start.
+   */
+  @IsOptional()
+  @IsUrl(
+    { protocols: ['smtp', 'smtps'], require_tld: false, require_protocol: true },
+    { message: 'SMTP_URL must be an smtp:// or smtps:// URL, e.g. smtp://127.0.0.1:1025' },
+  )
+  SMTP_URL?: string;
+
+  /** The From of every email: an address, optionally with a display name. */
+  @Matches(/^([^<>@\r\n]*<[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$/, {
+    message: 'SMTP_FROM must be an address, e.g. "Seatlock <no-reply@seatlock.local>"',
+  })
+  SMTP_FROM = 'Seatlock <no-reply@seatlock.local>';
+
+  /**
+   * Budget for one delivery attempt (a webhook POST, an SMTP send); past it the attempt failed and
+   * is retried with backoff. Delivery claims last longer than this, so a slow receiver is never
+   * sent the same delivery by two instances at once.
+   */
+  @IsInt()
+  @Min(100)
+  @Max(120_000)
+  NOTIFY_SEND_TIMEOUT_MS = 10_000;
+
+  /**
+   * Outbound webhooks may target private, loopback and link-local addresses (tests, local
+   * development). Off by default: a customer's URL must not reach into our own network.
+   */
+  @IsBoolean()
+  @Transform(toBoolean)
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS = false;
 }

@@ -1,5 +1,7 @@
-import { Module } from '@nestjs/common';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { Logger, Module, type OnModuleInit } from '@nestjs/common';
+import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import type { Pool, PoolClient } from 'pg';
+import type { DataSource } from 'typeorm';
 import { AppConfigService } from '../config/app-config.service';
 import { typeormOptions } from './typeorm-options';
 
@@ -17,4 +19,28 @@ import { typeormOptions } from './typeorm-options';
     }),
   ],
 })
-export class DatabaseModule {}
+export class DatabaseModule implements OnModuleInit {
+  private readonly logger = new Logger('Database');
+
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /**
+   * Every pooled client gets an 'error' listener for its whole life. TypeORM listens only while a
+   * query runner holds the client and pg only while it is idle, so an error in between (or a second
+   * one, e.g. 57P01 when PostgreSQL restarts) would be an unhandled event that kills the process.
+   */
+  onModuleInit(): void {
+    const pool = (this.dataSource.driver as unknown as { master?: Pool }).master;
+    if (!pool) return;
+    const guard = (client: PoolClient): void => {
+      client.on('error', (error) =>
+        this.logger.warn(`PostgreSQL connection lost: ${error.message}`),
+      );
+    };
+    pool.on('connect', guard);
+    // The client TypeORM opened to check the connection exists already.
+    for (const client of (pool as unknown as { _clients?: PoolClient[] })._clients ?? []) {
+      guard(client);
+    }
+  }
+}

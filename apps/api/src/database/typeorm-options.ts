@@ -4,8 +4,13 @@ import { BookingEntity } from '../modules/booking/booking.entity';
 import { EventEntity } from '../modules/catalog/event.entity';
 import { SeatEntity } from '../modules/catalog/seat.entity';
 import { CustomerEntity } from '../modules/customer/customer.entity';
+import { InAppNotificationEntity } from '../modules/notification/in-app-notification.entity';
 import { OutboxMessageEntity } from '../modules/notification/outbox-message.entity';
+import { PaymentEntity } from '../modules/payment/payment.entity';
 import { InitialSchema1763800000000 } from './migrations/1763800000000-initial-schema';
+import { Payments1763900000000 } from './migrations/1763900000000-payments';
+import { Notifications1764000000000 } from './migrations/1764000000000-notifications';
+import { NotificationDeliveries1764100000000 } from './migrations/1764100000000-notification-deliveries';
 
 export interface DatabaseSettings {
   url: string;
@@ -25,8 +30,15 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       BookingEntity,
       BookingTimelineEntryEntity,
       OutboxMessageEntity,
+      PaymentEntity,
+      InAppNotificationEntity,
     ],
-    migrations: [InitialSchema1763800000000],
+    migrations: [
+      InitialSchema1763800000000,
+      Payments1763900000000,
+      Notifications1764000000000,
+      NotificationDeliveries1764100000000,
+    ],
     migrationsRun: settings.migrationsRun ?? false,
     migrationsTransactionMode: 'each',
     synchronize: false,

@@ -41,6 +41,12 @@ export class GatewayDatabase implements OnModuleInit, OnApplicationShutdown {
     for (let attempt = 1; ; attempt += 1) {
       const client = await this.pool.connect();
       let broken: Error | undefined;
+      // A checked-out client has no pool listener: without this, its server going away (a
+      // PostgreSQL restart) is an unhandled 'error' event that kills the process.
+      const onError = (error: Error): void => {
+        broken = error;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await work(client);
@@ -55,7 +61,9 @@ export class GatewayDatabase implements OnModuleInit, OnApplicationShutdown {
         const code = (error as { code?: string }).code;
         if (attempt >= 3 || code === undefined || !RETRYABLE.has(code)) throw error;
       } finally {
-        // A client whose ROLLBACK failed is in an unknown state: the pool drops it.
+        // A client whose ROLLBACK failed (or that lost its server) is in an unknown state: the
+        // pool drops it.
+        client.off('error', onError);
         client.release(broken);
       }
     }

@@ -45,17 +45,22 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private async dispatchDue(): Promise<void> {
+    // Each instance sends only what is addressed to its own URL: it signs with its own secret, and
+    // simulators configured for other receivers may share the table.
+    const url = this.config.GATEWAY_WEBHOOK_URL;
+    if (!url) return;
     const due = await this.db.query<Delivery>(
       `UPDATE gateway_sim.webhook_deliveries
           SET locked_until = now() + interval '30 seconds'
         WHERE id IN (
           SELECT id FROM gateway_sim.webhook_deliveries
            WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
-             AND (locked_until IS NULL OR locked_until < now())
+             AND url = $1 AND (locked_until IS NULL OR locked_until < now())
            ORDER BY next_attempt_at, id
            LIMIT ${BATCH_SIZE}
            FOR UPDATE SKIP LOCKED)
       RETURNING id, url, payload, attempts`,
+      [url],
     );
     await Promise.all(due.map((delivery) => this.send(delivery)));
   }

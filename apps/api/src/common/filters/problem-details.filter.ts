@@ -8,6 +8,9 @@ import {
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { QueryFailedError } from 'typeorm';
 import { DomainError } from '../errors/domain.error';
+import { problemBody } from '../http/problem-body';
+import { IDEMPOTENT_REPLAYED_HEADER } from '../idempotency/idempotency-headers';
+import { ReplayedResponse } from '../idempotency/replayed-response';
 
 interface Problem {
   status: number;
@@ -44,7 +47,10 @@ function isDatabaseUnavailable(error: unknown): boolean {
   return (
     /^(08|57P0|53300)/.test(code) ||
     ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code) ||
-    /Connection terminated|timeout exceeded when trying to connect/i.test(message)
+    // TypeORM's words for a connection that died under a query runner (PostgreSQL restarting).
+    /Connection terminated|timeout exceeded when trying to connect|(connection provided by a query runner was|query runner) already released/i.test(
+      message,
+    )
   );
 }
 
@@ -65,17 +71,17 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
+    if (exception instanceof ReplayedResponse) {
+      // A stored answer to an idempotent request: sent exactly as it was the first time.
+      reply
+        .status(exception.status)
+        .header('content-type', 'application/problem+json')
+        .header(IDEMPOTENT_REPLAYED_HEADER, 'true')
+        .send(exception.body);
+      return;
+    }
     const problem = this.toProblem(exception, request);
-
-    const body = {
-      type: `https://seatlock.dev/problems/${problem.code.toLowerCase()}`,
-      title: problem.title,
-      status: problem.status,
-      detail: problem.detail,
-      code: problem.code,
-      instance: request.url,
-      ...problem.extensions,
-    };
+    const body = problemBody(problem, request.url);
     for (const [name, value] of Object.entries(problem.headers ?? {})) reply.header(name, value);
     reply.status(problem.status).header('content-type', 'application/problem+json').send(body);
   }

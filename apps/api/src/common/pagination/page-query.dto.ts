@@ -1,9 +1,12 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 
 /** `?limit=&offset=`; the total is sent in X-Total-Count, the next page in a Link header. */
 export class PageQueryDto {
   /** Items per page (1–100). */
+  // Optional (it has a default): the Swagger plugin would mark a non-`?` property required.
+  @ApiPropertyOptional()
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -12,6 +15,7 @@ export class PageQueryDto {
   limit: number = 20;
 
   /** Items to skip (0–100000). */
+  @ApiPropertyOptional()
   @IsOptional()
   @Type(() => Number)
   @IsInt()

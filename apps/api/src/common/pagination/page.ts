@@ -13,9 +13,14 @@ export function sendPage<T>(
   request: FastifyRequest,
   reply: FastifyReply,
 ): T[] {
-  const path = request.url.split('?')[0];
+  const [path, search = ''] = request.url.split('?');
+  // Filters (e.g. `unread=true`) carry over to the other pages; only limit and offset change.
+  const filters = new URLSearchParams(search);
+  filters.delete('limit');
+  filters.delete('offset');
+  const rest = filters.size > 0 ? `&${filters.toString()}` : '';
   const link = (offset: number, rel: string): string =>
-    `<${path}?limit=${query.limit}&offset=${offset}>; rel="${rel}"`;
+    `<${path}?limit=${query.limit}&offset=${offset}${rest}>; rel="${rel}"`;
   const links: string[] = [];
   if (query.offset + query.limit < page.total) links.push(link(query.offset + query.limit, 'next'));
   if (query.offset > 0) links.push(link(Math.max(0, query.offset - query.limit), 'prev'));

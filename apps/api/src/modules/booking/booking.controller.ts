@@ -57,10 +57,13 @@ export class BookingController {
     return this.bookings.get(customer, id);
   }
 
-  /** Releases a held booking (seats free again); repeating it answers the same. */
+  /**
+   * Releases a held booking, or cancels a confirmed one and refunds its payment; the seats are free
+   * again either way. Repeating it answers the same.
+   */
   @Delete(':id')
   @HttpCode(200)
-  @ApiProblems(400, 404, 409)
+  @ApiProblems(400, 404)
   release(
     @CurrentCustomer() customer: AuthenticatedCustomer,
     @UuidParam('id') id: string,

@@ -57,12 +57,14 @@ export class BookingError extends DomainError {
     );
   }
 
-  static notReleasable(status: string): BookingError {
+  static notPayable(status: string): BookingError {
     return new BookingError(
-      'BOOKING.INVALID_TRANSITION',
+      'BOOKING.NOT_PAYABLE',
       409,
-      'Booking cannot be released',
-      `The booking is ${status}; only a held booking can be released`,
+      'Booking cannot be paid',
+      status === 'confirmed'
+        ? 'The booking is already confirmed and paid'
+        : `The booking is ${status}; only a held booking within its TTL can be paid`,
       { currentStatus: status },
     );
   }

@@ -32,6 +32,29 @@ interface BookingRow {
   created_at: Date;
 }
 
+/** What the payment module needs of a booking it is about to charge or settle. */
+export interface PayableBooking {
+  id: string;
+  customerId: string;
+  status: BookingStatus;
+  amountCents: number;
+  currency: string;
+  /** The hold's fencing token: a payment confirms the seats only while they still carry it. */
+  fence: string;
+  expiresAt: Date;
+  dto: BookingDto;
+}
+
+/**
+ * Lets a module downstream react to a cancellation without booking importing it: `inTransaction`
+ * runs in the cancelling transaction (so what it records commits with the cancellation), and
+ * `afterCommit` once it committed (for calls outside the database).
+ */
+export interface CancellationHandler {
+  inTransaction(manager: EntityManager, bookingId: string): Promise<void>;
+  afterCommit(bookingId: string): Promise<void>;
+}
+
 /** Past this many, pending releases are dropped: the keys still expire with their TTL. */
 const MAX_UNRELEASED = 10_000;
 
@@ -43,6 +66,19 @@ class StaleTokenError extends Error {
   constructor(readonly newestFence: bigint) {
     super(`fencing token is older than the stored fence ${newestFence}`);
   }
+}
+
+function toPayable(row: BookingRow): PayableBooking {
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    status: row.status,
+    amountCents: Number(row.amount_cents),
+    currency: row.currency,
+    fence: row.fence,
+    expiresAt: row.expires_at,
+    dto: toDto(row),
+  };
 }
 
 function toDto(row: BookingRow): BookingDto {
@@ -75,6 +111,7 @@ export class BookingService {
   private readonly fallback: BulkheadPolicy;
   /** Seat locks whose release Redis did not take; retried by the sweeper so they do not block free seats. */
   private readonly unreleased = new Map<string, readonly string[]>();
+  private readonly cancellationHandlers: CancellationHandler[] = [];
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -164,16 +201,16 @@ export class BookingService {
   }
 
   /**
-   * held → released (seats free again). A hold already past its TTL turns expired instead. On a
+   * held → released (seats free again); a hold already past its TTL turns expired instead.
+   * confirmed → cancelled (seats free again; the payment module refunds through its handler). On a
    * booking already released, expired or cancelled nothing changes and the same answer comes back.
    */
   async release(customer: AuthenticatedCustomer, bookingId: string): Promise<BookingDto> {
     const { row, changed } = await inTransaction(this.dataSource, async (manager) => {
       const booking = await this.findOwned(manager, customer, bookingId, true);
-      if (booking.status !== 'held') {
-        if (booking.status === 'confirmed') throw BookingError.notReleasable(booking.status);
-        return { row: booking, changed: false };
-      }
+      if (booking.status === 'confirmed')
+        return { row: await this.cancel(manager, booking), changed: true };
+      if (booking.status !== 'held') return { row: booking, changed: false };
       const expired = await this.expireBooking(manager, bookingId, 'release');
       if (expired) return { row: expired, changed: true };
       const [[released]] = await manager.query<[BookingRow[], number]>(
@@ -194,6 +231,16 @@ export class BookingService {
       );
       return { row: released, changed: true };
     });
+    if (changed && row.status === 'cancelled') {
+      for (const handler of this.cancellationHandlers) {
+        await handler.afterCommit(row.id).catch((error: unknown) => {
+          this.logger.error(
+            { err: error, bookingId: row.id },
+            'Cancellation follow-up failed; the reconciler retries it',
+          );
+        });
+      }
+    }
     // Only the call that ended the hold frees its Redis keys; a repeated DELETE costs no round trip.
     if (changed) {
       await this.releaseLease(
@@ -220,6 +267,133 @@ export class BookingService {
       if (row) expired += 1;
     }
     return expired;
+  }
+
+  /** Registers what must happen when a confirmed booking is cancelled (the payment's refund). */
+  onCancellation(handler: CancellationHandler): void {
+    this.cancellationHandlers.push(handler);
+  }
+
+  /** The customer's booking if it can be paid now: held and within its TTL; else 409 naming why. */
+  async getPayable(customer: AuthenticatedCustomer, bookingId: string): Promise<PayableBooking> {
+    const row = await this.findOwned(this.dataSource.manager, customer, bookingId);
+    if (row.status !== 'held') throw BookingError.notPayable(row.status);
+    if (row.expires_at.getTime() <= Date.now()) throw BookingError.notPayable('expired');
+    return toPayable(row);
+  }
+
+  /** Any customer's booking, for work that is not a customer's request (webhooks, reconciliation). */
+  async find(bookingId: string): Promise<PayableBooking | null> {
+    const rows = await this.dataSource.query<BookingRow[]>(
+      `SELECT ${BOOKING_COLUMNS} FROM bookings WHERE id = $1`,
+      [bookingId],
+    );
+    return rows[0] ? toPayable(rows[0]) : null;
+  }
+
+  /** Checks ownership the way every owner-only route does: another customer's booking is 404. */
+  async assertOwned(customer: AuthenticatedCustomer, bookingId: string): Promise<void> {
+    await this.findOwned(this.dataSource.manager, customer, bookingId);
+  }
+
+  /**
+   * held → confirmed for a paid booking, in the caller's transaction: only while the booking is held,
+   * within its TTL and still under `fence`, and only if every seat is still held by it under that
+   * fence. Otherwise nothing is booked; a hold past its TTL is expired here, so the answer names
+   * what the booking has become.
+   */
+  async confirmPaid(
+    manager: EntityManager,
+    bookingId: string,
+    fence: string,
+    paymentId: string,
+  ): Promise<{ confirmed: boolean; booking: PayableBooking }> {
+    const [[row]] = await manager.query<[BookingRow[], number]>(
+      `UPDATE bookings SET status = 'confirmed', updated_at = now()
+       WHERE id = $1 AND status = 'held' AND fence = $2 AND expires_at > now()
+       RETURNING ${BOOKING_COLUMNS}`,
+      [bookingId, fence],
+    );
+    if (!row) {
+      const expired = await this.expireBooking(manager, bookingId, 'payment');
+      const [current] = expired
+        ? [expired]
+        : await manager.query<BookingRow[]>(
+            `SELECT ${BOOKING_COLUMNS} FROM bookings WHERE id = $1`,
+            [bookingId],
+          );
+      return { confirmed: false, booking: toPayable(current) };
+    }
+    const booked = await this.catalog.bookSeats(manager, {
+      eventId: row.event_id,
+      labels: row.seat_labels,
+      bookingId,
+      fence,
+    });
+    if (booked !== row.seat_labels.length) {
+      // A held booking whose seats are not all held by it: refuse rather than book part of it.
+      throw new Error(
+        `booking ${bookingId} is held but only ${booked} of ${row.seat_labels.length} seats carry its fence`,
+      );
+    }
+    await this.record(
+      manager,
+      row,
+      'booking.confirmed',
+      `Paid (payment ${paymentId}); ${row.seat_labels.join(', ')} booked`,
+    );
+    return { confirmed: true, booking: toPayable(row) };
+  }
+
+  /**
+   * Appends a payment fact (declined, voided, refunded) to the booking's timeline and the outbox, in
+   * the caller's transaction, so the customer hears about it exactly when it committed.
+   */
+  async recordPaymentEvent(
+    manager: EntityManager,
+    bookingId: string,
+    type: string,
+    detail: string,
+    payment: Record<string, unknown>,
+  ): Promise<void> {
+    const [row] = await manager.query<BookingRow[]>(
+      `SELECT ${BOOKING_COLUMNS} FROM bookings WHERE id = $1`,
+      [bookingId],
+    );
+    await manager.query(
+      `INSERT INTO booking_timeline (booking_id, type, detail) VALUES ($1, $2, $3)`,
+      [bookingId, type, detail],
+    );
+    await this.notifications.enqueue(manager, {
+      topic: type,
+      customerId: row.customer_id,
+      aggregateId: bookingId,
+      payload: { booking: toDto(row), payment },
+    });
+  }
+
+  /** confirmed → cancelled in the caller's transaction; seats free again; handlers record refunds. */
+  private async cancel(manager: EntityManager, booking: BookingRow): Promise<BookingRow> {
+    const [[row]] = await manager.query<[BookingRow[], number]>(
+      `UPDATE bookings SET status = 'cancelled', updated_at = now()
+       WHERE id = $1 AND status = 'confirmed' RETURNING ${BOOKING_COLUMNS}`,
+      [booking.id],
+    );
+    await this.catalog.freeBookedSeats(manager, {
+      eventId: row.event_id,
+      labels: row.seat_labels,
+      bookingId: row.id,
+    });
+    await this.record(
+      manager,
+      row,
+      'booking.cancelled',
+      `Cancelled by the customer; ${row.seat_labels.join(', ')} free again; the payment is refunded`,
+    );
+    for (const handler of this.cancellationHandlers) {
+      await handler.inTransaction(manager, row.id);
+    }
+    return row;
   }
 
   private validateSeats(seatMap: SeatMap, seatIds: string[]): string[] {
@@ -321,7 +495,7 @@ export class BookingService {
   private async expireBooking(
     manager: EntityManager,
     bookingId: string,
-    by: 'sweeper' | 'inline' | 'release',
+    by: 'sweeper' | 'inline' | 'release' | 'payment',
   ): Promise<BookingRow | null> {
     const [rows] = await manager.query<[BookingRow[], number]>(
       `UPDATE bookings SET status = 'expired', updated_at = now()

@@ -282,4 +282,33 @@ export class CatalogService {
     );
     return count;
   }
+
+  /**
+   * held → booked for a paid booking: only seats still held by this booking under this fence. The
+   * caller compares the count with the booking's seats and rolls back on any difference.
+   */
+  async bookSeats(
+    manager: EntityManager,
+    seats: { eventId: string; labels: string[]; bookingId: string; fence: string },
+  ): Promise<number> {
+    const [, count] = await manager.query<[unknown, number]>(
+      `UPDATE seats SET status = 'booked', held_until = NULL
+       WHERE event_id = $1 AND label = ANY($2) AND booking_id = $3 AND status = 'held' AND fence = $4`,
+      [seats.eventId, seats.labels, seats.bookingId, seats.fence],
+    );
+    return count;
+  }
+
+  /** booked → free for a cancelled booking; the fence stays, so older tokens stay refused. */
+  async freeBookedSeats(
+    manager: EntityManager,
+    seats: { eventId: string; labels: string[]; bookingId: string },
+  ): Promise<number> {
+    const [, count] = await manager.query<[unknown, number]>(
+      `UPDATE seats SET status = 'free', booking_id = NULL
+       WHERE event_id = $1 AND label = ANY($2) AND booking_id = $3 AND status = 'booked'`,
+      [seats.eventId, seats.labels, seats.bookingId],
+    );
+    return count;
+  }
 }

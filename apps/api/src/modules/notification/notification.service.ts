@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
+import { OUTBOX_CHANNEL } from './outbox-listener';
 import type { OutboxMessage } from './outbox-message';
 
 /**
@@ -10,9 +11,14 @@ import type { OutboxMessage } from './outbox-message';
 @Injectable()
 export class NotificationService {
   async enqueue(manager: EntityManager, message: OutboxMessage): Promise<void> {
+    // pg_notify in the same statement (one round trip): PostgreSQL delivers it only on commit, so
+    // dispatchers wake exactly when the message becomes visible, and never for a rolled-back one.
     await manager.query(
-      `INSERT INTO outbox_messages (id, topic, customer_id, aggregate_id, payload)
-       VALUES ($1, $2, $3, $4, $5)`,
+      `WITH inserted AS (
+         INSERT INTO outbox_messages (id, topic, customer_id, aggregate_id, payload)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id
+       )
+       SELECT pg_notify('${OUTBOX_CHANNEL}', '') FROM inserted`,
       [
         randomUUID(),
         message.topic,

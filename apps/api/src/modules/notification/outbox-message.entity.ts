@@ -31,4 +31,21 @@ export class OutboxMessageEntity {
 
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
+
+  /** The claim (lease) of the dispatcher working on it; a crashed claimer's lease runs out. */
+  @Column({ name: 'claimed_by', type: 'uuid', nullable: true })
+  claimedBy: string | null;
+
+  @Column({ name: 'claimed_until', type: 'timestamptz', nullable: true })
+  claimedUntil: Date | null;
+
+  @Column({ name: 'last_error', type: 'text', nullable: true })
+  lastError: string | null;
+
+  @Column({ name: 'dispatched_at', type: 'timestamptz', nullable: true })
+  dispatchedAt: Date | null;
+
+  /** The instance that dispatched it (host:pid), for operators. */
+  @Column({ name: 'dispatched_by', type: 'text', nullable: true })
+  dispatchedBy: string | null;
 }

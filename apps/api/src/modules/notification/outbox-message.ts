@@ -1,4 +1,4 @@
-/** A fact to announce after commit (the dispatcher that sends these comes with notifications). */
+/** A fact to announce after commit; the outbox dispatcher fans it out to the channels. */
 export interface OutboxMessage {
   topic: string;
   customerId: string | null;

@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { AppConfigService } from '../../config/app-config.service';
+import { type ClaimedDelivery, DeliveryRepository } from './delivery.repository';
+import { DELIVERY_CHANNEL } from './delivery.repository';
+import { NotificationMetrics } from './notification.metrics';
+import { type DeliveryOutcome, type OutboxChannel, OUTBOX_CHANNELS } from './outbox-channel';
+import { OutboxListener } from './outbox-listener';
+import { retryDelayMs } from './retry-backoff';
+
+/** Sends in flight per instance: enough to hide a receiver's latency, few enough to be polite. */
+export const DELIVERY_CONCURRENCY = 16;
+const POLL = 'DeliveryWorker.poll';
+
+/**
+ * Sends the notification_deliveries rows that channels (webhook, email) wrote during fan-out, on
+ * every instance at once: PostgreSQL decides who sends what (claims with FOR UPDATE SKIP LOCKED and a
+ * lease), so there is no lock on the hot path. Woken on commit of every fan-out that wrote deliveries
+ * (NOTIFY, so every instance hears it) and by a poll for retries that came due. It claims only as
+ * many rows as it has free send slots, so every claimed row is being sent and a lease only has to
+ * outlive one send. Each attempt is recorded; failures back off with jitter until the dead letter.
+ */
+@Injectable()
+export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(DeliveryWorkerService.name);
+  private readonly senders = new Map<string, OutboxChannel>();
+  private readonly listener: OutboxListener;
+  private readonly shutdown = new AbortController();
+  private readonly inFlight = new Set<Promise<void>>();
+  private pumping: Promise<void> | null = null;
+  private again = false;
+  /** The last claim filled every free slot: more may be due as soon as a slot frees up. */
+  private backlog = false;
+
+  constructor(
+    private readonly deliveries: DeliveryRepository,
+    @Inject(OUTBOX_CHANNELS) channels: OutboxChannel[],
+    private readonly metrics: NotificationMetrics,
+    private readonly config: AppConfigService,
+    private readonly scheduler: SchedulerRegistry,
+  ) {
+    for (const channel of channels) if (channel.send) this.senders.set(channel.name, channel);
+    this.listener = new OutboxListener(
+      config.get('DATABASE_URL'),
+      () => this.wake(),
+      DELIVERY_CHANNEL,
+    );
+  }
+
+  onApplicationBootstrap(): void {
+    if (this.senders.size === 0) return;
+    // The listener wakes us once connected, which also sends what piled up while no instance ran.
+    this.listener.start();
+    this.scheduler.addInterval(
+      POLL,
+      setInterval(() => this.wake(), this.config.get('NOTIFY_POLL_MS')),
+    );
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    // Abort the sends in hand and hand their rows back (see deliver), before the DataSource closes.
+    this.shutdown.abort();
+    if (this.scheduler.doesExist('interval', POLL)) this.scheduler.deleteInterval(POLL);
+    await this.listener.stop();
+    await this.idle();
+  }
+
+  /** Asks for a claim round; calls during a round make it go round once more. */
+  wake(): void {
+    if (this.shutdown.signal.aborted) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = this.pump().finally(() => {
+      this.pumping = null;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+      }
+    });
+  }
+
+  /** Resolves when no claim round and no send is in progress; for tests and shutdown. */
+  async idle(): Promise<void> {
+    while (this.pumping || this.inFlight.size > 0) {
+      await Promise.all([this.pumping, ...this.inFlight]);
+    }
+  }
+
+  /** How long a claim lasts: longer than one send, so no two instances send a row at once. */
+  private leaseMs(): number {
+    return Math.max(
+      this.config.get('NOTIFY_LEASE_MS'),
+      this.config.get('NOTIFY_SEND_TIMEOUT_MS') + 2000,
+    );
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      while (!this.shutdown.signal.aborted) {
+        const free = DELIVERY_CONCURRENCY - this.inFlight.size;
+        // Full: a finishing send wakes us again (backlog stays true).
+        if (free <= 0) return;
+        const claimToken = randomUUID();
+        const batch = await this.deliveries.claim(claimToken, free, this.leaseMs(), [
+          ...this.senders.keys(),
+        ]);
+        this.backlog = batch.length === free;
+        for (const claimed of batch) {
+          const sending: Promise<void> = this.deliver(claimed, claimToken).finally(() => {
+            this.inFlight.delete(sending);
+            if (this.backlog) this.wake();
+          });
+          this.inFlight.add(sending);
+        }
+        if (!this.backlog) return;
+      }
+    } catch (error) {
+      // The database is away; the poll tries again, and claims taken meanwhile run out.
+      this.logger.error({ err: error }, 'Delivery claim round failed; retrying on the next poll');
+    }
+  }
+
+  private async deliver({ delivery, message }: ClaimedDelivery, claimToken: string): Promise<void> {
+    const channel = this.senders.get(delivery.channel);
+    if (!channel?.send) return;
+    const started = performance.now();
+    const timeoutMs = this.config.get('NOTIFY_SEND_TIMEOUT_MS');
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(timeoutMs)]);
+    let outcome: DeliveryOutcome;
+    try {
+      outcome = await channel.send(delivery, message, signal);
+    } catch (error) {
+      // The contract says send does not throw; a bug in a channel is still just a failed attempt.
+      outcome = {
+        delivered: false,
+        error: error instanceof Error ? error.message : String(error),
+        latencyMs: performance.now() - started,
+      };
+    }
+    try {
+      if (this.shutdown.signal.aborted && !outcome.delivered) {
+        // Our own shutdown cut the send short: not the receiver's fault, so no attempt is counted.
+        await this.deliveries.release(delivery.id, claimToken);
+        return;
+      }
+      const attempt = delivery.attempts + 1;
+      const recorded = await this.deliveries.recordAttempt(
+        delivery,
+        claimToken,
+        outcome,
+        retryDelayMs(attempt, this.config.get('NOTIFY_RETRY_BASE_MS')),
+        this.config.get('NOTIFY_MAX_ATTEMPTS'),
+      );
+      if (!recorded) return;
+      this.metrics.deliveryAttempts.inc({ channel: delivery.channel, outcome: recorded.status });
+      const context = {
+        deliveryId: delivery.id,
+        messageId: delivery.messageId,
+        channel: delivery.channel,
+        target: delivery.target,
+        attempts: recorded.attempts,
+        statusCode: outcome.statusCode,
+        error: outcome.error,
+      };
+      if (recorded.status === 'dead') {
+        this.logger.error(
+          context,
+          'Delivery dead-lettered after its last attempt; POST /admin/outbox/{messageId}/retry resends it',
+        );
+      } else if (recorded.status === 'cancelled') {
+        this.logger.warn(
+          context,
+          'Delivery target gone: disabled, its pending deliveries cancelled',
+        );
+      } else if (recorded.status === 'pending') {
+        this.logger.warn(context, 'Delivery failed; retrying with backoff');
+      }
+    } catch (error) {
+      // Not recorded: the claim runs out and the delivery is sent again (at least once).
+      this.logger.error(
+        { err: error, deliveryId: delivery.id },
+        'Recording a delivery attempt failed',
+      );
+    }
+  }
+}

@@ -1,0 +1,16 @@
+/** Every transition the customer hears about (DESIGN.md, "Outbound webhook events"). */
+export const NOTIFICATION_TOPICS = [
+  'booking.held',
+  'booking.confirmed',
+  'booking.released',
+  'booking.expired',
+  'booking.cancelled',
+  'payment.declined',
+  'payment.voided',
+  'payment.refunded',
+] as const;
+
+/** Minor units to "84.00 EUR" (every currency the catalog sells has two decimals). */
+export function formatAmount(cents: number, currency: string): string {
+  return `${(Number(cents) / 100).toFixed(2)} ${currency}`;
+}

@@ -1,0 +1,203 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { DataSource } from 'typeorm';
+import { LockBusyError, LockProvider, LockUnavailableError } from '@app/lock';
+import { AppConfigService } from '../../config/app-config.service';
+import { DeliveryWorkerService } from './delivery-worker.service';
+import { NotificationMetrics } from './notification.metrics';
+import { type ClaimedMessage, type OutboxChannel, OUTBOX_CHANNELS } from './outbox-channel';
+import { OutboxListener } from './outbox-listener';
+import { OutboxRepository } from './outbox.repository';
+import { retryDelayMs } from './retry-backoff';
+
+const MAINTENANCE_JOB_KEY = 'job:outbox-maintenance';
+const MAINTENANCE_INTERVAL_MS = 60_000;
+const POLL = 'OutboxDispatcher.poll';
+const MAINTENANCE = 'OutboxDispatcher.maintenance';
+
+/**
+ * Sends what the outbox holds, on every instance at once: PostgreSQL decides who sends what (claims
+ * with FOR UPDATE SKIP LOCKED and a lease), so no lock is needed on the hot path. It wakes on NOTIFY
+ * (sent by enqueue on commit) and polls every NOTIFY_POLL_MS for retries and missed notifications.
+ * Each message is fanned out to every channel in one transaction that also marks it sent; a failed
+ * fan-out is retried with exponential backoff and jitter, then dead-lettered after NOTIFY_MAX_ATTEMPTS.
+ * Only the periodic clean-up runs on one instance at a time (the lock provider's job lease).
+ */
+@Injectable()
+export class OutboxDispatcherService implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(OutboxDispatcherService.name);
+  /** Who dispatched a message (outbox_messages.dispatched_by), for operators. */
+  readonly instance = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly listener: OutboxListener;
+  private draining: Promise<void> | null = null;
+  private again = false;
+  private stopping = false;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly outbox: OutboxRepository,
+    @Inject(OUTBOX_CHANNELS) private readonly channels: OutboxChannel[],
+    private readonly metrics: NotificationMetrics,
+    private readonly lock: LockProvider,
+    private readonly config: AppConfigService,
+    private readonly scheduler: SchedulerRegistry,
+    private readonly deliveryWorker: DeliveryWorkerService,
+  ) {
+    this.listener = new OutboxListener(config.get('DATABASE_URL'), () => this.wake());
+  }
+
+  onApplicationBootstrap(): void {
+    // The listener wakes us once connected, which also sends what piled up while no instance ran.
+    this.listener.start();
+    const poll = setInterval(() => this.wake(), this.config.get('NOTIFY_POLL_MS'));
+    this.scheduler.addInterval(POLL, poll);
+    const maintenance = setInterval(() => void this.maintain(), MAINTENANCE_INTERVAL_MS);
+    this.scheduler.addInterval(MAINTENANCE, maintenance);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    for (const name of [POLL, MAINTENANCE]) {
+      if (this.scheduler.doesExist('interval', name)) this.scheduler.deleteInterval(name);
+    }
+    await this.listener.stop();
+    // Let the batch in hand finish before the DataSource closes; its claims would otherwise wait
+    // out their lease.
+    await this.draining;
+  }
+
+  /** Asks for a dispatch round; calls during a round make it go round once more. */
+  wake(): void {
+    if (this.stopping) return;
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    this.draining = this.drain().finally(() => (this.draining = null));
+  }
+
+  /** Resolves when the round in progress (if any) is over; for tests and shutdown. */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  private async drain(): Promise<void> {
+    const batchSize = this.config.get('NOTIFY_BATCH_SIZE');
+    const leaseMs = this.config.get('NOTIFY_LEASE_MS');
+    try {
+      do {
+        this.again = false;
+        for (;;) {
+          const claimToken = randomUUID();
+          const batch = await this.outbox.claim(claimToken, batchSize, leaseMs);
+          // A few fan-outs at once: each is a short transaction that mostly waits on PostgreSQL,
+          // so one at a time leaves both the pool and the database idle.
+          let dispatched = 0;
+          let next = 0;
+          const fanOutWorker = async (): Promise<void> => {
+            while (next < batch.length && !this.stopping) {
+              const message = batch[next];
+              next += 1;
+              if (await this.dispatch(message, claimToken)) dispatched++;
+            }
+          };
+          const concurrency = Math.min(
+            this.config.get('NOTIFY_DISPATCH_CONCURRENCY'),
+            batch.length,
+          );
+          await Promise.all(Array.from({ length: concurrency }, fanOutWorker));
+          // Channels may have written deliveries: this instance's worker starts on them at once
+          // (the webhook channel also NOTIFYs every instance's worker on commit).
+          if (dispatched > 0) this.deliveryWorker.wake();
+          if (batch.length < batchSize || this.stopping) break;
+        }
+      } while (this.again && !this.stopping);
+    } catch (error) {
+      // The database is away; the poll tries again, and claims taken meanwhile run out.
+      this.logger.error({ err: error }, 'Outbox dispatch round failed; retrying on the next poll');
+    }
+  }
+
+  private async dispatch(message: ClaimedMessage, claimToken: string): Promise<boolean> {
+    try {
+      const sent = await this.dataSource.transaction(async (manager) => {
+        if (!(await this.outbox.lockClaimed(manager, message.id, claimToken))) return false;
+        for (const channel of this.channels) await channel.fanOut(manager, message);
+        await this.outbox.markSent(manager, message.id, this.instance);
+        return true;
+      });
+      if (sent) this.metrics.dispatched.inc();
+      return sent;
+    } catch (error) {
+      await this.recordFailure(message, claimToken, error);
+      return false;
+    }
+  }
+
+  private async recordFailure(
+    message: ClaimedMessage,
+    claimToken: string,
+    error: unknown,
+  ): Promise<void> {
+    const attempt = message.attempts + 1;
+    const reason = error instanceof Error ? error.message : String(error);
+    const status = await this.outbox.recordFailure(
+      message.id,
+      claimToken,
+      reason,
+      retryDelayMs(attempt, this.config.get('NOTIFY_RETRY_BASE_MS')),
+      this.config.get('NOTIFY_MAX_ATTEMPTS'),
+    );
+    if (status === 'dead') {
+      this.metrics.failures.inc({ outcome: 'dead' });
+      this.logger.error(
+        { messageId: message.id, topic: message.topic, attempts: attempt, err: error },
+        'Outbox message dead-lettered after its last attempt; POST /admin/outbox/{id}/retry resends it',
+      );
+    } else if (status === 'pending') {
+      this.metrics.failures.inc({ outcome: 'retry' });
+      this.logger.warn(
+        { messageId: message.id, topic: message.topic, attempts: attempt, err: error },
+        'Outbox dispatch failed; retrying with backoff',
+      );
+    }
+  }
+
+  /**
+   * Clean-up, once per interval across all instances (tryAcquire via `using`): frees claims whose
+   * claimer died, and deletes messages dispatched longer ago than NOTIFY_RETENTION_HOURS. With Redis
+   * unreachable or LOCK_MODE=off it runs anyway; both statements are harmless twice.
+   */
+  async maintain(): Promise<{ released: number; purged: number } | null> {
+    const job = async (): Promise<{ released: number; purged: number }> => {
+      const released = await this.outbox.releaseExpiredClaims();
+      const purged = await this.outbox.purgeSent(this.config.get('NOTIFY_RETENTION_HOURS'));
+      if (released > 0) {
+        this.logger.warn({ released }, 'Released outbox claims of a dispatcher that stopped');
+        this.wake();
+      }
+      return { released, purged };
+    };
+    try {
+      if (this.lock.mode === 'off') return await job();
+      try {
+        return await this.lock.using(MAINTENANCE_JOB_KEY, { ttlMs: 30_000 }, () => job());
+      } catch (error) {
+        if (error instanceof LockBusyError) return null;
+        if (error instanceof LockUnavailableError) return await job();
+        throw error;
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, 'Outbox maintenance failed; retrying next interval');
+      return null;
+    }
+  }
+}

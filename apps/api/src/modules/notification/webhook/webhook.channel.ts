@@ -1,0 +1,155 @@
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { Agent, request } from 'undici';
+import { signWebhook } from '../../../common/http/webhook-signature';
+import { AppConfigService } from '../../../config/app-config.service';
+import { DeliveryRepository } from '../delivery.repository';
+import type {
+  ClaimedMessage,
+  DeliveryOutcome,
+  DueDelivery,
+  OutboxChannel,
+} from '../outbox-channel';
+import { isPrivateHost, publicOnlyLookup } from './private-address';
+import { WebhookEndpointRepository } from './webhook-endpoint.repository';
+import { ALL_WEBHOOK_EVENTS, WEBHOOK_EVENT_TYPES } from './webhook-events';
+
+const EVENT_TYPES: readonly string[] = WEBHOOK_EVENT_TYPES;
+/** Receivers answer with a status; their body is read (to free the connection) up to this much. */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/**
+ * Outbound webhooks. Fan-out writes one delivery per active endpoint of the message's customer
+ * subscribed to its topic; the delivery worker then calls `send`, which POSTs the event signed with
+ * the endpoint's secret at send time (so a retry an hour later carries a fresh timestamp that
+ * passes the receiver's replay window) and the message id as Idempotency-Key (the same on every
+ * attempt and every instance, so receivers can drop the duplicates at-least-once implies).
+ */
+@Injectable()
+export class WebhookChannel implements OutboxChannel, OnModuleDestroy {
+  readonly name = 'webhook';
+  private readonly allowPrivate: boolean;
+  /**
+   * Its own connection pool: redirects are never followed (undici's request does not), and unless
+   * private networks are allowed every connect checks the address it resolved (publicOnlyLookup).
+   */
+  private readonly agent: Agent;
+
+  constructor(
+    private readonly endpoints: WebhookEndpointRepository,
+    private readonly deliveries: DeliveryRepository,
+    config: AppConfigService,
+  ) {
+    this.allowPrivate = config.get('WEBHOOK_ALLOW_PRIVATE_NETWORKS');
+    this.agent = new Agent({
+      connections: 64,
+      ...(this.allowPrivate ? {} : { connect: { lookup: publicOnlyLookup } }),
+    });
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.agent.close();
+  }
+
+  async fanOut(manager: EntityManager, message: ClaimedMessage): Promise<void> {
+    // Other topics are internal (e.g. one module asking another to act), not customer events.
+    if (!message.customerId || !EVENT_TYPES.includes(message.topic)) return;
+    // ON CONFLICT: a message fanned out twice (a lost lease) gets each delivery once.
+    const [, inserted] = await manager.query<[unknown[], number]>(
+      `INSERT INTO notification_deliveries (id, message_id, channel, target, endpoint_id)
+       SELECT gen_random_uuid(), $1, $2, e.url, e.id
+       FROM webhook_endpoints e
+       WHERE e.customer_id = $3 AND e.status = 'active'
+         AND ($4 = ANY (e.events) OR $5 = ANY (e.events))
+       ORDER BY e.created_at
+       ON CONFLICT (message_id, channel, target) DO NOTHING`,
+      [message.id, this.name, message.customerId, ALL_WEBHOOK_EVENTS, message.topic],
+    );
+    if (inserted > 0) await this.deliveries.notifyDue(manager);
+  }
+
+  async send(
+    delivery: DueDelivery,
+    message: ClaimedMessage,
+    signal: AbortSignal,
+  ): Promise<DeliveryOutcome> {
+    const started = performance.now();
+    const latencyMs = (): number => Math.round(performance.now() - started);
+    const endpoint = delivery.endpointId
+      ? await this.endpoints.findForSend(delivery.endpointId)
+      : null;
+    if (!endpoint || endpoint.status !== 'active') {
+      // Deleting or disabling cancels pending deliveries; this one was claimed just before.
+      return {
+        delivered: false,
+        error: 'the endpoint is no longer active',
+        latencyMs: latencyMs(),
+      };
+    }
+    const url = new URL(endpoint.url);
+    if (!this.allowPrivate && isPrivateHost(url.hostname)) {
+      return {
+        delivered: false,
+        error: `refused: ${url.hostname} is a private address (WEBHOOK_ALLOW_PRIVATE_NETWORKS is off)`,
+        latencyMs: latencyMs(),
+      };
+    }
+    const body = JSON.stringify({
+      id: message.id,
+      type: message.topic,
+      createdAt: message.createdAt.toISOString(),
+      data: message.payload,
+    });
+    try {
+      const response = await request(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Seatlock-Webhooks/1.0',
+          'seatlock-signature': signWebhook(endpoint.secret, body),
+          'idempotency-key': message.id,
+        },
+        body,
+        signal,
+        dispatcher: this.agent,
+      });
+      await response.body.dump({ limit: MAX_RESPONSE_BYTES }).catch(() => undefined);
+      const statusCode = response.statusCode;
+      if (statusCode >= 200 && statusCode < 300) {
+        return { delivered: true, statusCode, latencyMs: latencyMs() };
+      }
+      if (statusCode === 410) {
+        return {
+          delivered: false,
+          gone: true,
+          statusCode,
+          error: 'the endpoint answered 410 Gone: disabled',
+          latencyMs: latencyMs(),
+        };
+      }
+      return {
+        delivered: false,
+        statusCode,
+        error: `the endpoint answered ${statusCode}`,
+        latencyMs: latencyMs(),
+      };
+    } catch (error) {
+      return { delivered: false, error: describeFailure(error, signal), latencyMs: latencyMs() };
+    }
+  }
+}
+
+function describeFailure(error: unknown, signal: AbortSignal): string {
+  if (signal.aborted) {
+    const reason: unknown = signal.reason;
+    return reason instanceof Error && reason.name === 'TimeoutError'
+      ? 'no answer before the send timeout (NOTIFY_SEND_TIMEOUT_MS)'
+      : 'aborted';
+  }
+  if (error instanceof Error) {
+    const code = (error as { code?: string }).code;
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    return `${code ? `${code} ` : ''}${error.message}${cause}`;
+  }
+  return String(error);
+}
