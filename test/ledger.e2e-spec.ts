@@ -27,6 +27,7 @@ describe('check:ledger (real PostgreSQL, real gateway simulator)', () => {
   let gateway: TestGateway;
   let db: Client;
   let customerId: string;
+  const eventIds: string[] = [];
 
   beforeAll(async () => {
     // pm_card_async stays `processing` for the whole run.
@@ -41,6 +42,16 @@ describe('check:ledger (real PostgreSQL, real gateway simulator)', () => {
   });
 
   afterAll(async () => {
+    // These rows break the ledger on purpose (a payment `pending` for ever, seats booked twice);
+    // suites that run later share the database and wait for every payment to settle.
+    await db.query('DELETE FROM payments WHERE customer_id = $1', [customerId]);
+    await db.query(
+      'DELETE FROM booking_timeline WHERE booking_id IN (SELECT id FROM bookings WHERE customer_id = $1)',
+      [customerId],
+    );
+    await db.query('DELETE FROM bookings WHERE customer_id = $1', [customerId]);
+    await db.query('DELETE FROM events WHERE id = ANY($1)', [eventIds]);
+    await db.query('DELETE FROM customers WHERE id = $1', [customerId]);
     await db.end();
     await gateway.close();
   });
@@ -57,6 +68,7 @@ describe('check:ledger (real PostgreSQL, real gateway simulator)', () => {
 
   async function newEvent(): Promise<string> {
     const eventId = randomUUID();
+    eventIds.push(eventId);
     await db.query(
       `INSERT INTO events (id, name, venue, starts_at, currency, sections, seat_count)
        VALUES ($1, 'Ledger test', 'Test Hall', now() + interval '30 days', 'EUR', '[]', $2)`,
