@@ -13,7 +13,12 @@ export class DomainError extends Error {
     /** Response headers, e.g. Retry-After. */
     readonly headers: Record<string, string> = {},
   ) {
+    // A 4xx is an expected answer (a held seat refuses most of a stampede), never logged with a
+    // stack: capturing one was the largest single cost of the 409 path.
+    const stackTraceLimit = Error.stackTraceLimit;
+    if (status < 500) Error.stackTraceLimit = 0;
     super(detail);
+    Error.stackTraceLimit = stackTraceLimit;
     this.name = 'DomainError';
   }
 }
