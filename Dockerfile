@@ -33,4 +33,5 @@ EXPOSE 3000 4010
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:3000/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-CMD ["node", "dist/apps/api/apps/api/src/main.js"]
+# The same command as `npm start`, heap cap included (docs/benchmarks.md, "Peak RSS").
+CMD ["node", "--max-old-space-size=160", "dist/apps/api/apps/api/src/main.js"]

@@ -1,6 +1,7 @@
+import { Client } from 'pg';
 import { createEvent, registerCustomer } from './support/fixtures';
 import { TestApp } from './support/test-app';
-import { TEST_ADMIN_TOKEN } from './support/test-env';
+import { TEST_ADMIN_TOKEN, testDatabaseUrl } from './support/test-env';
 
 describe('catalog and customers', () => {
   let api: TestApp;
@@ -76,6 +77,50 @@ describe('catalog and customers', () => {
     });
     expect(JSON.stringify(seats.body)).not.toContain(alice.id);
     expect(JSON.stringify(seats.body)).not.toContain(hold.body.id);
+  });
+
+  it('lists every seat in position order with its own status: free, held, booked, and a lapsed hold as free', async () => {
+    const eventId = await createEvent(api, [
+      { name: 'Stalls', rows: 2, seatsPerRow: 3, priceCents: 5000 },
+      { name: 'Balcony', rows: 1, seatsPerRow: 2, priceCents: 2500 },
+    ]);
+    const alice = await registerCustomer(api);
+    for (const seatIds of [['A2'], ['B1', 'C2'], ['B3']]) {
+      const hold = await api.post('/bookings', { eventId, seatIds }, { token: alice.token });
+      expect(hold.status).toBe(201);
+    }
+    // A booked seat and a hold past its TTL that the sweeper has not reached yet, written as the
+    // payment and the clock would leave them.
+    const db = new Client({ connectionString: testDatabaseUrl() });
+    await db.connect();
+    try {
+      await db.query(
+        `UPDATE seats SET status = 'booked', held_until = NULL WHERE event_id = $1 AND label = 'B3'`,
+        [eventId],
+      );
+      await db.query(
+        `UPDATE seats SET held_until = now() - interval '1 second' WHERE event_id = $1 AND label = 'A2'`,
+        [eventId],
+      );
+    } finally {
+      await db.end();
+    }
+
+    const seats = await api.get(`/events/${eventId.toUpperCase()}/seats`);
+    expect(seats.status).toBe(200);
+    expect(
+      seats.body.map((s: { label: string; status: string }) => `${s.label}:${s.status}`),
+    ).toEqual([
+      ...['A1:free', 'A2:free', 'A3:free', 'B1:held', 'B2:free', 'B3:booked'],
+      ...['C1:free', 'C2:held'],
+    ]);
+    expect(seats.body[7]).toEqual({
+      label: 'C2',
+      section: 'Balcony',
+      priceCents: 2500,
+      currency: 'EUR',
+      status: 'held',
+    });
   });
 
   it('pages events with X-Total-Count and Link', async () => {

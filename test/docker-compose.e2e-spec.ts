@@ -93,6 +93,14 @@ function conditionsOf(service: Service): Record<string, string | undefined> {
   return Object.fromEntries(Object.entries(dependsOn).map(([name, dep]) => [name, dep.condition]));
 }
 
+function packageScripts(): Record<string, string> {
+  return (
+    JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    }
+  ).scripts;
+}
+
 describe('docker-compose.yml', () => {
   beforeAll(() => {
     workDir = mkdtempSync(join(tmpdir(), 'seatlock-dclint-'));
@@ -161,6 +169,15 @@ describe('docker-compose.yml', () => {
       expect(services.api.build).toBeDefined();
     });
 
+    it("the image's command is npm start's, heap cap included", () => {
+      const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+      const cmd = dockerfile.split('\n').filter((line) => line.startsWith('CMD '));
+      expect(cmd).toHaveLength(1);
+      const scripts = packageScripts();
+      expect(JSON.parse(cmd[0].slice('CMD '.length))).toEqual(scripts.start.split(' '));
+      expect(scripts.start).toMatch(/--max-old-space-size=\d+/);
+    });
+
     it('api waits for postgres, redis and the gateway to be healthy', () => {
       expect(conditionsOf(services.api)).toEqual({
         postgres: 'service_healthy',
@@ -173,11 +190,7 @@ describe('docker-compose.yml', () => {
       const gateway = services.gateway;
       expect(gateway).toBeDefined();
       expect(gateway.build).toEqual(services.api.build);
-      const scripts = (
-        JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
-          scripts: Record<string, string>;
-        }
-      ).scripts;
+      const scripts = packageScripts();
       expect(gateway.command).toEqual(scripts['start:gateway'].split(' '));
       expect(conditionsOf(gateway)).toEqual({ postgres: 'service_healthy' });
     });

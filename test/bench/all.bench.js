@@ -78,6 +78,7 @@ const {
   memoryStatus,
   round,
   withTimeout,
+  apiNodeOptions,
 } = require('./bench-support');
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -467,28 +468,32 @@ const API_WRAPPER =
 
 function startApi({ name, port, databaseUrl, redisUrl, adminToken, profileDir }) {
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, '-e', API_WRAPPER, API_MAIN], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      REDIS_URL: redisUrl,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOCK_MODE: 'redis',
-      // Holds only: no payment gateway needed, so the API must not start a simulator of its own.
-      GATEWAY_URL: 'http://127.0.0.1:9',
-      ADMIN_TOKEN: adminToken,
-      LOG_LEVEL: 'warn',
-      MIGRATIONS_RUN: 'true',
-      HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS),
-      // Nothing expires during the run; the sweeper's once-a-second query would only add noise.
-      SWEEP_INTERVAL_MS: '3600000',
-      RECONCILE_INTERVAL_MS: '3600000',
-      RATE_LIMIT_PER_MINUTE: '0',
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, ...apiNodeOptions(), '-e', API_WRAPPER, API_MAIN],
+    {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        DATABASE_URL: databaseUrl,
+        REDIS_URL: redisUrl,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOCK_MODE: 'redis',
+        // Holds only: no payment gateway needed, so the API must not start a simulator of its own.
+        GATEWAY_URL: 'http://127.0.0.1:9',
+        ADMIN_TOKEN: adminToken,
+        LOG_LEVEL: 'warn',
+        MIGRATIONS_RUN: 'true',
+        HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS),
+        // Nothing expires during the run; the sweeper's once-a-second query would only add noise.
+        SWEEP_INTERVAL_MS: '3600000',
+        RECONCILE_INTERVAL_MS: '3600000',
+        RATE_LIMIT_PER_MINUTE: '0',
+      },
+      stdio: ['pipe', 'pipe', 'pipe'],
     },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  );
   child.stdin.on('error', () => undefined);
   const proc = track(name, child);
   proc.url = `http://127.0.0.1:${port}`;

@@ -4,6 +4,7 @@
 
 const { readFileSync, readdirSync } = require('node:fs');
 const { createServer } = require('node:net');
+const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
 
 /** A failure the benchmark explains itself (bad argument, timeout, wrong result): no stack needed. */
@@ -312,8 +313,23 @@ function requireLoopback(url, variable) {
   return url;
 }
 
+/**
+ * The node options `npm start` gives the API (its heap cap), read from package.json's start script,
+ * so that every benchmark measures the process production runs.
+ */
+function apiNodeOptions() {
+  const packageJson = path.join(__dirname, '..', '..', 'package.json');
+  const start = JSON.parse(readFileSync(packageJson, 'utf8')).scripts.start;
+  const words = start.split(' ');
+  if (words[0] !== 'node' || !words.at(-1).endsWith('main.js')) {
+    throw new BenchError(`package.json start: expected "node [options] …/main.js", got "${start}"`);
+  }
+  return words.slice(1, -1);
+}
+
 module.exports = {
   requireLoopback,
+  apiNodeOptions,
   BenchError,
   CLOCK_TICKS,
   CpuSampler,

@@ -77,6 +77,7 @@ const {
   requireLoopback,
   round,
   withTimeout,
+  apiNodeOptions,
 } = require('./bench-support');
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -304,8 +305,8 @@ const ORPHAN_GUARD =
 
 const running = new Set();
 
-function startChild(name, entry, env) {
-  const child = spawn(process.execPath, ['-e', ORPHAN_GUARD, entry], {
+function startChild(name, entry, env, nodeOptions = []) {
+  const child = spawn(process.execPath, [...nodeOptions, '-e', ORPHAN_GUARD, entry], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -1270,24 +1271,29 @@ async function run(options, urls, redis, checkLedger) {
     });
     gateway.url = gatewayUrl;
     await waitHealthy(gateway, setupAgent, gatewayUrl, '/health');
-    api = startChild('API', API_MAIN, {
-      PORT: String(apiPort),
-      HOST: '127.0.0.1',
-      DATABASE_URL: urls.api,
-      REDIS_URL: redis,
-      ADMIN_TOKEN: adminToken,
-      GATEWAY_URL: gatewayUrl,
-      GATEWAY_WEBHOOK_SECRET: webhookSecret,
-      RATE_LIMIT_PER_MINUTE: '0',
-      LOG_LEVEL: 'warn',
-      MIGRATIONS_RUN: 'true',
-      SWEEP_INTERVAL_MS: '3600000',
-      RECONCILE_INTERVAL_MS: '3600000',
-      // The outbox dispatcher's safety-net poll (builds that have one), from once a second to
-      // once every 5 s: the counters need 2 quiet seconds to settle. The dispatcher is still woken
-      // by NOTIFY for every message a booking writes, and that work counts.
-      NOTIFY_POLL_MS: '5000',
-    });
+    api = startChild(
+      'API',
+      API_MAIN,
+      {
+        PORT: String(apiPort),
+        HOST: '127.0.0.1',
+        DATABASE_URL: urls.api,
+        REDIS_URL: redis,
+        ADMIN_TOKEN: adminToken,
+        GATEWAY_URL: gatewayUrl,
+        GATEWAY_WEBHOOK_SECRET: webhookSecret,
+        RATE_LIMIT_PER_MINUTE: '0',
+        LOG_LEVEL: 'warn',
+        MIGRATIONS_RUN: 'true',
+        SWEEP_INTERVAL_MS: '3600000',
+        RECONCILE_INTERVAL_MS: '3600000',
+        // The outbox dispatcher's safety-net poll (builds that have one), from once a second to
+        // once every 5 s: the counters need 2 quiet seconds to settle. The dispatcher is still woken
+        // by NOTIFY for every message a booking writes, and that work counts.
+        NOTIFY_POLL_MS: '5000',
+      },
+      apiNodeOptions(),
+    );
     api.url = apiUrl;
     await waitHealthy(api, setupAgent, apiUrl, '/health/ready');
     gatewayDb = pgClient(urls.gateway);

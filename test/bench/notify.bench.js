@@ -67,6 +67,7 @@ const {
   requireLoopback,
   round,
   withTimeout,
+  apiNodeOptions,
 } = require('./bench-support');
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -1016,7 +1017,7 @@ async function run(options, urls, redis) {
       const port = await freePort();
       const proc = startChild(
         options.instances === 1 ? 'API' : `API #${i + 1}`,
-        ['-e', ORPHAN_GUARD, API_MAIN],
+        [...apiNodeOptions(), '-e', ORPHAN_GUARD, API_MAIN],
         apiEnv(urls, redis, port, adminToken, i === 0),
       );
       proc.url = `http://127.0.0.1:${port}`;

@@ -44,6 +44,7 @@ const {
   requireLoopback,
   round,
   withTimeout,
+  apiNodeOptions,
 } = require('./bench-support');
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -193,7 +194,7 @@ function metricDelta(before, after, name) {
 const running = new Set();
 
 function startApi({ mode, port, databaseUrl, redis, adminToken }) {
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [...apiNodeOptions(), MAIN], {
     cwd: ROOT,
     env: {
       ...process.env,

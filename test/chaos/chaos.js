@@ -32,7 +32,13 @@ const { cpSync, existsSync, readdirSync, statSync, symlinkSync } = require('node
 const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { Agent, request } = require('undici');
-const { BenchError, freePort, mapLimit, withTimeout } = require('../bench/bench-support');
+const {
+  BenchError,
+  apiNodeOptions,
+  freePort,
+  mapLimit,
+  withTimeout,
+} = require('../bench/bench-support');
 const {
   cleanup,
   cleanupSync,
@@ -802,7 +808,15 @@ async function run(options) {
   });
   const apis = [];
   for (let i = 0; i < INSTANCES; i += 1) {
-    const api = nodeChild(`API ${i}`, build.api, apiEnv(ports[i], i === 0), t0, build.dir);
+    // With `npm start`'s heap cap: the faults must not push an instance out of memory.
+    const api = nodeChild(
+      `API ${i}`,
+      build.api,
+      apiEnv(ports[i], i === 0),
+      t0,
+      build.dir,
+      apiNodeOptions(),
+    );
     api.url = `http://127.0.0.1:${ports[i]}`;
     apis.push(api);
   }

@@ -297,7 +297,7 @@ function baseEnv() {
  * time (evidence for any 500), records every exit it did not ask for (with the output's tail) and
  * then starts it again a second later.
  */
-function nodeChild(name, entry, env, t0, cwd) {
+function nodeChild(name, entry, env, t0, cwd, nodeOptions = []) {
   const proc = {
     name,
     entry,
@@ -310,7 +310,7 @@ function nodeChild(name, entry, env, t0, cwd) {
     unexpectedExits: [],
     starts: 0,
     start() {
-      const child = spawn(process.execPath, ['-e', ORPHAN_GUARD, entry], {
+      const child = spawn(process.execPath, [...nodeOptions, '-e', ORPHAN_GUARD, entry], {
         cwd,
         env: { ...baseEnv(), ...proc.env },
         stdio: ['pipe', 'pipe', 'pipe'],

@@ -14,7 +14,11 @@ import { buildSeatMap } from './seat-map.builder';
 import type { HeldSeats, SeatMap, SeatState } from './seat-map';
 
 export const MAX_SEATS_PER_EVENT = 10_000;
-const SEAT_MAP_CACHE_MAX = 500;
+/**
+ * Seats kept in the seat-map cache across all events (about 130 bytes each, so about 25 MB): the
+ * API runs with a capped heap, and 500 events of 10,000 seats would not fit in it.
+ */
+const SEAT_MAP_CACHE_MAX_SEATS = 200_000;
 
 interface EventRow {
   id: string;
@@ -32,6 +36,12 @@ interface EventRow {
 
 /** A hold whose TTL passed counts as free everywhere it is shown. */
 const EFFECTIVE_STATUS = `CASE WHEN s.status = 'held' AND s.held_until <= now() THEN 'free' ELSE s.status END`;
+
+const STATUS_BY_LETTER: Readonly<Record<string, SeatStatus>> = {
+  f: 'free',
+  h: 'held',
+  b: 'booked',
+};
 
 const EVENT_WITH_COUNTS = `
   SELECT e.id, e.name, e.venue, e.starts_at, e.currency, e.sections, e.created_at,
@@ -66,6 +76,7 @@ function toEventDto(row: EventRow): EventDto {
 export class CatalogService {
   /** Loaded (or loading) seat maps: concurrent first requests for an event share one query. */
   private readonly seatMaps = new Map<string, Promise<SeatMap>>();
+  private cachedSeats = 0;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
@@ -145,19 +156,23 @@ export class CatalogService {
 
   async listSeats(eventId: string): Promise<SeatDto[]> {
     const seatMap = await this.getSeatMap(eventId);
-    const rows = await this.dataSource.query<
-      { label: string; section: string; price_cents: number; status: SeatStatus }[]
-    >(
-      `SELECT s.label, s.section, s.price_cents, ${EFFECTIVE_STATUS} AS status
-       FROM seats s WHERE s.event_id = $1 ORDER BY s.position`,
-      [eventId],
+    // Labels, sections and prices come from the cached map; PostgreSQL sends only each seat's
+    // status as one letter in position order: one short row instead of 1,000 rows to parse and
+    // collect, which was most of this endpoint's garbage and of the API's peak memory.
+    const [{ statuses }] = await this.dataSource.query<{ statuses: string | null }[]>(
+      `SELECT string_agg(left(${EFFECTIVE_STATUS}, 1), '' ORDER BY s.position) AS statuses
+       FROM seats s WHERE s.event_id = $1`,
+      [seatMap.eventId],
     );
-    return rows.map((row) => ({
-      label: row.label,
-      section: row.section,
-      priceCents: row.price_cents,
+    if (statuses?.length !== seatMap.seats.length) {
+      throw new Error(`event ${seatMap.eventId}: the cached seat map no longer matches its seats`);
+    }
+    return seatMap.seats.map((seat, index) => ({
+      label: seat.label,
+      section: seat.section,
+      priceCents: seat.priceCents,
       currency: seatMap.currency,
-      status: row.status,
+      status: STATUS_BY_LETTER[statuses[index]],
     }));
   }
 
@@ -167,28 +182,40 @@ export class CatalogService {
     const eventId = requestedId.toLowerCase();
     let seatMap = this.seatMaps.get(eventId);
     if (!seatMap) {
-      if (this.seatMaps.size >= SEAT_MAP_CACHE_MAX) this.seatMaps.clear();
+      if (this.cachedSeats >= SEAT_MAP_CACHE_MAX_SEATS) {
+        this.seatMaps.clear();
+        this.cachedSeats = 0;
+      }
       seatMap = this.loadSeatMap(eventId);
       this.seatMaps.set(eventId, seatMap);
-      // A failed load (unknown event, database down) is not remembered.
-      seatMap.catch(() => this.seatMaps.delete(eventId));
+      seatMap.then(
+        (loaded) => (this.cachedSeats += loaded.seats.length),
+        // A failed load (unknown event, database down) is not remembered.
+        () => this.seatMaps.delete(eventId),
+      );
     }
     return seatMap;
   }
 
   private async loadSeatMap(eventId: string): Promise<SeatMap> {
     const rows = await this.dataSource.query<
-      { currency: string; label: string; price_cents: number }[]
+      { currency: string; label: string; section: string; price_cents: number }[]
     >(
-      `SELECT e.currency, s.label, s.price_cents
-       FROM events e JOIN seats s ON s.event_id = e.id WHERE e.id = $1`,
+      `SELECT e.currency, s.label, s.section, s.price_cents
+       FROM events e JOIN seats s ON s.event_id = e.id WHERE e.id = $1 ORDER BY s.position`,
       [eventId],
     );
     if (rows.length === 0) throw CatalogError.eventNotFound(eventId);
+    const seats = rows.map((row) => ({
+      label: row.label,
+      section: row.section,
+      priceCents: row.price_cents,
+    }));
     return {
       eventId,
       currency: rows[0].currency,
-      prices: new Map(rows.map((row) => [row.label, row.price_cents])),
+      prices: new Map(seats.map((seat) => [seat.label, seat.priceCents])),
+      seats,
     };
   }
 
