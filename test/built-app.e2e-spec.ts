@@ -193,6 +193,37 @@ describe('the built API (as npm start runs it)', () => {
     expect(lines.length).toBeGreaterThanOrEqual(1);
     expect(JSON.parse(lines[0])).toMatchObject({ req: { id: 'trace-42', url: '/health/live' } });
   });
+
+  it('logs the method and URL of a request, never its bearer token or Idempotency-Key', async () => {
+    const token = 'sl_never-in-the-logs-0123456789';
+    const key = 'idem-never-in-the-logs-0123456789';
+    const response = await fetch(
+      `${app.url}/bookings/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}/payments`,
+      {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'idempotency-key': key,
+          'content-type': 'application/json',
+          'x-request-id': 'trace-secret-headers',
+        },
+        body: JSON.stringify({ paymentMethod: 'pm_card_visa' }),
+      },
+    );
+    expect(response.status).toBe(401);
+    await new Promise((r) => setTimeout(r, 200));
+    const line = app.output.split('\n').find((l) => l.includes('"trace-secret-headers"'));
+    expect(JSON.parse(line ?? '{}')).toMatchObject({
+      req: {
+        id: 'trace-secret-headers',
+        method: 'POST',
+        url: expect.stringContaining('/payments'),
+      },
+      res: { statusCode: 401 },
+    });
+    expect(app.output).not.toContain(token);
+    expect(app.output).not.toContain(key);
+  });
 });
 
 describe('bad configuration', () => {
