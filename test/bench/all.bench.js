@@ -66,7 +66,7 @@ const readline = require('node:readline');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { Redis } = require('ioredis');
 const { Client: PgClient } = require('pg');
-const { Agent, Client: HttpClient, request } = require('undici');
+const { Agent, Client: HttpClient } = require('undici');
 const {
   BenchError,
   CpuSampler,
@@ -80,6 +80,22 @@ const {
   withTimeout,
   apiNodeOptions,
 } = require('./bench-support');
+const {
+  ChildProcesses,
+  hasExited,
+  logSince,
+  logSnapshot,
+  runBenchmarkMain,
+  waitHealthy,
+} = require('./bench-children');
+const { expectStatus, httpCaller } = require('./bench-http');
+const {
+  PGBENCH_CANDIDATES,
+  availableConnections,
+  findPgbench,
+  parsePgbench,
+  withClient,
+} = require('./bench-postgres');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const API_MAIN = path.join(ROOT, 'dist', 'apps', 'api', 'apps', 'api', 'src', 'main.js');
@@ -87,7 +103,6 @@ const GATEWAY_MARK = path.join('dist', 'apps', 'gateway-sim');
 const API_MARK = path.join('dist', 'apps', 'api', 'apps', 'api', 'src', 'main.js');
 const PREFIX = 'seatlock_bench_all';
 const HTTP_DATABASE = `${PREFIX}_http`;
-const PGBENCH_CANDIDATES = ['/usr/lib/postgresql/15/bin/pgbench', '/usr/bin/pgbench'];
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 const CHILD_BENCHMARKS = ['stampede', 'flow', 'notify', 'lock'];
 const ALL_PARTS = ['stampede', 'http', 'flow', 'notify', 'lock'];
@@ -220,25 +235,6 @@ function databaseUrls() {
   return { base: base.toString(), http: named(HTTP_DATABASE), admin: named('postgres') };
 }
 
-async function withClient(connectionString, work) {
-  const client = new PgClient({ connectionString, connectionTimeoutMillis: 5_000 });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-function findPgbench() {
-  for (const candidate of PGBENCH_CANDIDATES) if (existsSync(candidate)) return candidate;
-  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
-    const candidate = path.join(dir, 'pgbench');
-    if (dir && existsSync(candidate)) return candidate;
-  }
-  return null;
-}
-
 /** MiB (what /proc reports, in KiB) to MB (10^6 bytes), the goal's unit. */
 const toMB = (mib) => (mib === null || mib === undefined ? null : round(mib * 1.048576, 1));
 
@@ -248,38 +244,16 @@ const ratio = (value, ceiling) =>
 // ---------------------------------------------------------------------------------------------
 // Child processes: everything this suite starts is tracked here and stopped on any exit
 
-const running = new Set();
+const children = new ChildProcesses({ cwd: ROOT, stopTimeoutMs: TIMEOUTS.stop, log });
+const call = httpCaller({ timeoutMs: TIMEOUTS.request });
 
-function track(name, child) {
-  const proc = {
-    name,
-    child,
-    tail: [],
-    exited: new Promise((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    ),
-  };
-  running.add(proc);
-  void proc.exited.then(() => running.delete(proc));
-  return proc;
-}
-
-function hasExited(proc) {
-  return proc.child.exitCode !== null || proc.child.signalCode !== null;
-}
-
-async function stopProc(proc, signal = 'SIGTERM') {
-  if (hasExited(proc)) return proc.exited;
-  proc.child.kill(signal);
-  const stopped = await Promise.race([proc.exited, sleep(TIMEOUTS.stop).then(() => null)]);
-  if (stopped) return stopped;
-  log(`${proc.name} ignored ${signal} for ${TIMEOUTS.stop} ms; sending SIGKILL`);
-  proc.child.kill('SIGKILL');
-  return Promise.race([proc.exited, sleep(5_000).then(() => ({ code: null, signal: 'SIGKILL' }))]);
-}
-
-async function stopAll() {
-  await Promise.all([...running].map((proc) => stopProc(proc).catch(() => undefined)));
+/** Waits for the API's readiness probe. */
+function waitReady(api, agent) {
+  return waitHealthy(
+    api,
+    () => call(agent, api.url, 'GET', '/health/ready', { timeoutMs: 2_000 }),
+    TIMEOUTS.ready,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,13 +261,10 @@ async function stopAll() {
 
 async function startRedis() {
   const port = await freePort();
-  const child = spawn(
+  const proc = children.command('redis-server', [
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const proc = track('redis-server', child);
-  child.once('error', () => undefined);
+    ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  ]);
   const url = `redis://127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
@@ -426,7 +397,7 @@ function runBenchmark(name, args, env, rss) {
     env: { ...process.env, ...env, BENCH_DATABASE_PREFIX: PREFIX },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const proc = track(name, child);
+  const proc = children.track(name, child);
   let stdout = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
   readline.createInterface({ input: child.stderr }).on('line', (line) => {
@@ -456,120 +427,33 @@ function runBenchmark(name, args, env, rss) {
 // ---------------------------------------------------------------------------------------------
 // The API of the HTTP part, as a child process
 
-/**
- * Runs before the API's main: stops it once our end of its stdin closes (this process died, even by
- * SIGKILL), and on SIGUSR2 exits at once through process.exit, so `--cpu-prof` writes its profile
- * (Nest re-raises SIGTERM after its shutdown hooks, and a process killed by a signal writes none).
- */
-const API_WRAPPER =
-  "process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM')).resume();" +
-  "process.on('SIGUSR2', () => process.exit(0));" +
-  'require(process.argv[1]);';
-
 function startApi({ name, port, databaseUrl, redisUrl, adminToken, profileDir }) {
-  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, ...apiNodeOptions(), '-e', API_WRAPPER, API_MAIN],
+  const profiling = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const proc = children.node(
+    name,
+    API_MAIN,
     {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        DATABASE_URL: databaseUrl,
-        REDIS_URL: redisUrl,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        LOCK_MODE: 'redis',
-        // Holds only: no payment gateway needed, so the API must not start a simulator of its own.
-        GATEWAY_URL: 'http://127.0.0.1:9',
-        ADMIN_TOKEN: adminToken,
-        LOG_LEVEL: 'warn',
-        MIGRATIONS_RUN: 'true',
-        HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS),
-        // Nothing expires during the run; the sweeper's once-a-second query would only add noise.
-        SWEEP_INTERVAL_MS: '3600000',
-        RECONCILE_INTERVAL_MS: '3600000',
-        RATE_LIMIT_PER_MINUTE: '0',
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redisUrl,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOCK_MODE: 'redis',
+      // Holds only: no payment gateway needed, so the API must not start a simulator of its own.
+      GATEWAY_URL: 'http://127.0.0.1:9',
+      ADMIN_TOKEN: adminToken,
+      LOG_LEVEL: 'warn',
+      MIGRATIONS_RUN: 'true',
+      HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS),
+      // Nothing expires during the run; the sweeper's once-a-second query would only add noise.
+      SWEEP_INTERVAL_MS: '3600000',
+      RECONCILE_INTERVAL_MS: '3600000',
+      RATE_LIMIT_PER_MINUTE: '0',
     },
+    [...profiling, ...apiNodeOptions()],
   );
-  child.stdin.on('error', () => undefined);
-  const proc = track(name, child);
   proc.url = `http://127.0.0.1:${port}`;
-  proc.levels = { warn: 0, error: 0, fatal: 0 };
-  proc.messages = new Map();
-  for (const stream of [child.stdout, child.stderr]) {
-    readline.createInterface({ input: stream }).on('line', (line) => {
-      proc.tail.push(line);
-      if (proc.tail.length > 40) proc.tail.shift();
-      try {
-        const entry = JSON.parse(line);
-        const level =
-          entry.level >= 60
-            ? 'fatal'
-            : entry.level >= 50
-              ? 'error'
-              : entry.level >= 40
-                ? 'warn'
-                : null;
-        if (!level) return;
-        proc.levels[level] += 1;
-        const key = `${level}: ${String(entry.msg ?? '').slice(0, 160)}`;
-        proc.messages.set(key, (proc.messages.get(key) || 0) + 1);
-      } catch {
-        // not a pino line
-      }
-    });
-  }
   return proc;
-}
-
-async function call(agent, baseUrl, method, route, { body, token } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await request(`${baseUrl}${route}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    dispatcher: agent,
-    signal: AbortSignal.timeout(TIMEOUTS.request),
-  });
-  const text = await response.body.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = text;
-  }
-  return { status: response.statusCode, body: parsed, text };
-}
-
-function expectStatus(response, status, what) {
-  if (response.status !== status) {
-    throw new BenchError(`${what}: expected ${status}, got ${response.status} ${response.text}`);
-  }
-  return response.body;
-}
-
-async function waitReady(api, agent) {
-  const deadline = Date.now() + TIMEOUTS.ready;
-  let last = 'no answer yet';
-  while (Date.now() < deadline) {
-    if (hasExited(api)) {
-      throw new BenchError(`${api.name} exited during start-up:\n${api.tail.join('\n')}`);
-    }
-    try {
-      const response = await call(agent, api.url, 'GET', '/health/ready');
-      if (response.status === 200) return;
-      last = `${response.status} ${response.text}`;
-    } catch (error) {
-      last = error.message;
-    }
-    await sleep(100);
-  }
-  throw new BenchError(`${api.name} not ready after ${TIMEOUTS.ready} ms (${last})`);
 }
 
 async function createEvent(agent, api, adminToken, name, rows, seatsPerRow) {
@@ -837,35 +721,6 @@ async function preparePgbench(databaseUrl, clients, seatsPerClient) {
   return eventId;
 }
 
-async function availableConnections(admin) {
-  const { rows } = await admin.query(
-    `SELECT current_setting('max_connections')::int
-            - current_setting('superuser_reserved_connections')::int
-            - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int
-            AS free`,
-  );
-  return Number(rows[0].free);
-}
-
-function runPgbench(binary, args, env, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const proc = track('pgbench', child);
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    void proc.exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      resolve({ code, signal, output });
-    });
-  });
-}
-
 async function pgbenchHolds(options, urls, admin, wanted, runIndex) {
   const binary = findPgbench();
   if (!binary) return { skipped: 'no pgbench found (Debian: postgresql-client-15)' };
@@ -897,15 +752,9 @@ async function pgbenchHolds(options, urls, admin, wanted, runIndex) {
     const env = { ...process.env, PGPASSWORD: decodeURIComponent(url.password || '') };
     const sampler = suiteSampler(admin);
     await sampler.start();
-    const run = await runPgbench(binary, args, env, (seconds + 60) * 1000);
+    const run = await children.runToEnd('pgbench', [binary, ...args], env, (seconds + 60) * 1000);
     const cpu = await sampler.stop();
-    const number = (pattern) => {
-      const match = pattern.exec(run.output);
-      return match ? Number(match[1]) : null;
-    };
-    const tps = number(/tps = ([0-9.]+) \(without initial connection time\)/);
-    const processed = number(/number of transactions actually processed: (\d+)/);
-    const failed = number(/number of failed transactions: (\d+)/);
+    const { tps, processed, failed, latencyAverageMs, aborted } = parsePgbench(run.output);
     const held = await withClient(urls.http, async (client) => {
       const { rows } = await client.query(
         `SELECT count(*)::int AS n FROM seats WHERE event_id = $1 AND status = 'held'`,
@@ -915,7 +764,7 @@ async function pgbenchHolds(options, urls, admin, wanted, runIndex) {
     });
     const problems = [];
     if (run.code !== 0) problems.push(`pgbench exited with ${run.code ?? run.signal}`);
-    if (/aborted/i.test(run.output)) problems.push('a pgbench client aborted');
+    if (aborted) problems.push('a pgbench client aborted');
     if (failed) problems.push(`${failed} failed pgbench transactions`);
     if (processed !== null && held < processed) {
       problems.push(`${processed} holds but only ${held} seats held`);
@@ -929,7 +778,7 @@ async function pgbenchHolds(options, urls, admin, wanted, runIndex) {
       holdsPerSecond: tps === null ? null : round(tps, 1),
       holds: processed,
       seatsHeld: held,
-      latencyAverageMs: number(/latency average = ([0-9.]+) ms/),
+      latencyAverageMs,
       cpu,
       problems,
       outputTail: problems.length ? run.output.split('\n').slice(-15).join('\n') : undefined,
@@ -1084,16 +933,17 @@ async function httpPart(options, urls, redisUrl, admin, rss) {
       apiEnv: { LOCK_MODE: 'redis', LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: 0, DB_POOL_SIZE: 10 },
     };
 
-    const levelsBefore = { ...api.levels };
+    const logBefore = logSnapshot(api);
     for (const name of HTTP_WINDOWS) {
       result.windows[name] = await measure(name, api, state, options, urls, admin);
       delete result.windows[name].window;
     }
+    const { levels, messages } = logSince(api, logBefore);
     result.apiLog = {
-      warn: api.levels.warn - levelsBefore.warn,
-      error: api.levels.error - levelsBefore.error,
-      fatal: api.levels.fatal - levelsBefore.fatal,
-      top: [...api.messages].sort((a, b) => b[1] - a[1]).slice(0, 6),
+      warn: levels.warn,
+      error: levels.error,
+      fatal: levels.fatal,
+      top: Object.entries(messages).slice(0, 6),
     };
     result.holdsRecorded = await withClient(urls.http, async (client) => {
       const { rows } = await client.query(
@@ -1130,7 +980,7 @@ async function httpPart(options, urls, redisUrl, admin, rss) {
           })),
         }
       : runs[0];
-    result.exit = await stopProc(api);
+    result.exit = await children.stop(api);
     api = null;
 
     result.state = state;
@@ -1140,7 +990,7 @@ async function httpPart(options, urls, redisUrl, admin, rss) {
     throw error;
   } finally {
     await agent.close().catch(() => undefined);
-    if (api) await stopProc(api);
+    if (api) await children.stop(api);
   }
 }
 
@@ -1250,7 +1100,7 @@ async function profilePart(names, http, options, urls, redisUrl, admin, rss) {
       } catch (error) {
         profiles[name] = { error: error.message };
       } finally {
-        await stopProc(api);
+        await children.stop(api);
       }
     }
   } finally {
@@ -1804,38 +1654,8 @@ async function main() {
       client.query(`DROP DATABASE IF EXISTS ${HTTP_DATABASE} WITH (FORCE)`),
     ).catch((error) => log(`could not drop ${HTTP_DATABASE}: ${error.message}`));
     await admin.end().catch(() => undefined);
-    await stopAll();
+    await children.stopAll();
   }
 }
 
-const watchdog = setTimeout(() => {
-  log(`gave up after ${TIMEOUTS.total / 1000} s`);
-  stopAll().finally(() => process.exit(1));
-}, TIMEOUTS.total);
-watchdog.unref();
-
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    log(`${signal}: stopping everything this suite started`);
-    stopAll().finally(() => process.exit(130));
-  });
-}
-process.on('exit', () => {
-  for (const proc of running) if (!hasExited(proc)) proc.child.kill('SIGKILL');
-});
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  async (error) => {
-    log(error instanceof BenchError ? error.message : error.stack || String(error));
-    await stopAll();
-    if (process.argv.includes('--json')) {
-      process.stdout.write(
-        `${JSON.stringify({ benchmark: 'all', ok: false, error: error.message })}\n`,
-      );
-    }
-    process.exitCode = 1;
-  },
-);
+runBenchmarkMain({ benchmark: 'all', main, children, log, totalMs: TIMEOUTS.total });

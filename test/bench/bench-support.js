@@ -327,8 +327,14 @@ function apiNodeOptions() {
   return words.slice(1, -1);
 }
 
+/** Counter by counter, `after` minus `before`. */
+function subtract(after, before) {
+  return Object.fromEntries(Object.keys(after).map((key) => [key, after[key] - before[key]]));
+}
+
 module.exports = {
   requireLoopback,
+  subtract,
   apiNodeOptions,
   BenchError,
   CLOCK_TICKS,

@@ -57,16 +57,14 @@
  * cycles/s on this kind of machine, is printed beside our figure.
  */
 
-const { spawn } = require('node:child_process');
 const { randomBytes, randomUUID } = require('node:crypto');
 const { existsSync, mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { Redis } = require('ioredis');
 const { Client: PgClient } = require('pg');
-const { Agent, Client: HttpClient, request } = require('undici');
+const { Agent, Client: HttpClient } = require('undici');
 const {
   BenchError,
   CpuSampler,
@@ -78,7 +76,24 @@ const {
   round,
   withTimeout,
   apiNodeOptions,
+  subtract,
 } = require('./bench-support');
+const {
+  ChildProcesses,
+  runBenchmarkMain,
+  hasExited,
+  logSince,
+  logSnapshot,
+  waitHealthy,
+} = require('./bench-children');
+const { expectStatus, httpCaller, readAnswer } = require('./bench-http');
+const {
+  PGBENCH_CANDIDATES,
+  availableConnections,
+  findPgbench,
+  parsePgbench,
+  withClient,
+} = require('./bench-postgres');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const API_MAIN = path.join(ROOT, 'dist', 'apps', 'api', 'apps', 'api', 'src', 'main.js');
@@ -105,8 +120,6 @@ const LEDGER_CHECK = path.join(
 );
 const API_DATABASE = benchDatabaseName('seatlock_bench_flow');
 const GATEWAY_DATABASE = benchDatabaseName('seatlock_bench_gateway');
-const PGBENCH_CANDIDATES = ['/usr/lib/postgresql/15/bin/pgbench', '/usr/bin/pgbench'];
-
 /** The issue's yardstick: a FastAPI movie-booking app, hold -> confirm, no payment. */
 const REFERENCE = {
   name: 'FastAPI movie-booking reference (hold -> confirm, no payment)',
@@ -217,10 +230,6 @@ function elapsedMs(since) {
   return Number(process.hrtime.bigint() - since) / 1e6;
 }
 
-function subtract(after, before) {
-  return Object.fromEntries(Object.keys(after).map((key) => [key, after[key] - before[key]]));
-}
-
 function latencySummary(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mean = sorted.length ? sorted.reduce((sum, v) => sum + v, 0) / sorted.length : null;
@@ -236,40 +245,7 @@ function latencySummary(values) {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-async function call(dispatcher, baseUrl, method, route, options = {}) {
-  const headers = {};
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await request(`${baseUrl}${route}`, {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    dispatcher,
-    signal: AbortSignal.timeout(options.timeoutMs ?? TIMEOUTS.setupRequest),
-  });
-  return readAnswer(response);
-}
-
-async function readAnswer(response) {
-  const text = await response.body.text();
-  let body = text;
-  if (String(response.headers['content-type'] || '').includes('json') && text) {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = text;
-    }
-  }
-  return { status: response.statusCode, body, text };
-}
-
-function expectStatus(response, status, what) {
-  if (response.status !== status) {
-    throw new BenchError(`${what}: expected ${status}, got ${response.status} ${response.text}`);
-  }
-  return response.body;
-}
+const call = httpCaller({ timeoutMs: TIMEOUTS.setupRequest });
 
 /** `seatlock_*` samples of the Prometheus text, keyed `name{labels}`. */
 function parseMetrics(text) {
@@ -294,117 +270,15 @@ function metricsDelta(before, after) {
 // ---------------------------------------------------------------------------------------------
 // The simulator and the API, as child processes
 
-/**
- * Runs in the child before its main: once our end of its stdin closes (this process is gone,
- * however it died, SIGKILL included) it shuts down instead of squatting its port. The same guard
- * the API uses for the simulator it spawns itself.
- */
-const ORPHAN_GUARD =
-  "process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM')).resume();" +
-  'require(process.argv[1]);';
+const children = new ChildProcesses({ cwd: ROOT, stopTimeoutMs: TIMEOUTS.stop, log });
 
-const running = new Set();
-
-function startChild(name, entry, env, nodeOptions = []) {
-  const child = spawn(process.execPath, [...nodeOptions, '-e', ORPHAN_GUARD, entry], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const proc = {
-    name,
-    child,
-    tail: [],
-    levels: { warn: 0, error: 0, fatal: 0, other: 0 },
-    messages: new Map(),
-    exited: new Promise((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    ),
-  };
-  child.stdin.on('error', () => undefined);
-  running.add(proc);
-  void proc.exited.then(() => running.delete(proc));
-  for (const stream of [child.stdout, child.stderr]) {
-    readline.createInterface({ input: stream }).on('line', (line) => {
-      proc.tail.push(line);
-      if (proc.tail.length > 40) proc.tail.shift();
-      let level = 'other';
-      let message = line;
-      try {
-        const entry = JSON.parse(line);
-        level =
-          entry.level >= 60
-            ? 'fatal'
-            : entry.level >= 50
-              ? 'error'
-              : entry.level >= 40
-                ? 'warn'
-                : 'other';
-        message = String(entry.msg ?? '');
-        if (entry.res && entry.res.statusCode) message += ` [${entry.res.statusCode}]`;
-        if (entry.err && entry.err.message) message += ` (${entry.err.message})`;
-      } catch {
-        // not a pino line (a start-up banner, a crash trace)
-      }
-      proc.levels[level] += 1;
-      const key = `${level}: ${message.slice(0, 200)}`;
-      proc.messages.set(key, (proc.messages.get(key) || 0) + 1);
-    });
-  }
-  return proc;
-}
-
-function hasExited(proc) {
-  return proc.child.exitCode !== null || proc.child.signalCode !== null;
-}
-
-async function stopChild(proc) {
-  if (hasExited(proc)) return proc.exited;
-  proc.child.kill('SIGTERM');
-  const stopped = await Promise.race([proc.exited, sleep(TIMEOUTS.stop).then(() => null)]);
-  if (stopped) return stopped;
-  log(`${proc.name} ignored SIGTERM for ${TIMEOUTS.stop} ms; sending SIGKILL`);
-  proc.child.kill('SIGKILL');
-  return Promise.race([proc.exited, sleep(5_000).then(() => ({ code: null, signal: 'SIGKILL' }))]);
-}
-
-async function stopAll() {
-  await Promise.all([...running].map((proc) => stopChild(proc).catch(() => undefined)));
-}
-
-async function waitHealthy(proc, agent, url, route) {
-  const deadline = Date.now() + TIMEOUTS.ready;
-  let last = 'no answer yet';
-  while (Date.now() < deadline) {
-    if (hasExited(proc)) {
-      throw new BenchError(
-        `${proc.name} exited during start-up (code ${proc.child.exitCode}, signal ` +
-          `${proc.child.signalCode}):\n${proc.tail.join('\n')}`,
-      );
-    }
-    try {
-      const response = await call(agent, url, 'GET', route, { timeoutMs: 2_000 });
-      if (response.status === 200) return response.body;
-      last = `${response.status} ${response.text}`;
-    } catch (error) {
-      last = error.message;
-    }
-    await sleep(100);
-  }
-  throw new BenchError(`${proc.name} not healthy after ${TIMEOUTS.ready} ms (${last})`);
-}
-
-function logDelta(proc, levelsBefore, messagesBefore) {
-  return {
-    levels: subtract(proc.levels, levelsBefore),
-    messages: Object.fromEntries(
-      [...proc.messages]
-        .map(([message, n]) => [message, n - (messagesBefore.get(message) || 0)])
-        .filter(([, n]) => n > 0)
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, 8),
-    ),
-  };
+/** Waits for `route` of `url` to answer 200. */
+function untilHealthy(proc, agent, url, route) {
+  return waitHealthy(
+    proc,
+    () => call(agent, url, 'GET', route, { timeoutMs: 2_000 }),
+    TIMEOUTS.ready,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -418,16 +292,6 @@ function pgClient(connectionString) {
   const client = new PgClient({ connectionString, connectionTimeoutMillis: 5_000 });
   client.on('error', (error) => log(`PostgreSQL connection lost: ${error.message}`));
   return client;
-}
-
-async function withClient(connectionString, work) {
-  const client = pgClient(connectionString);
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
 }
 
 async function recreateDatabases(adminUrl) {
@@ -895,16 +759,6 @@ function saturation(cpu, cpus) {
 // ---------------------------------------------------------------------------------------------
 // The pgbench ceiling: the SQL of one booking, as the API sends it, at the same concurrency
 
-function findPgbench(explicit) {
-  if (explicit) return existsSync(explicit) ? explicit : null;
-  for (const candidate of PGBENCH_CANDIDATES) if (existsSync(candidate)) return candidate;
-  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
-    const candidate = path.join(dir, 'pgbench');
-    if (dir && existsSync(candidate)) return candidate;
-  }
-  return null;
-}
-
 /**
  * One pgbench "transaction" = one booking's 10 PostgreSQL transactions, the statements the API
  * sends (traced with log_statement on the running app), in its order; pgbench variables stand in
@@ -1096,53 +950,6 @@ async function preparePgbench(apiUrl, clients, seatsPerClient) {
   return eventId;
 }
 
-async function availableConnections(admin) {
-  const { rows } = await admin.query(
-    `SELECT current_setting('max_connections')::int
-            - current_setting('superuser_reserved_connections')::int
-            - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int
-            AS free`,
-  );
-  return Number(rows[0].free);
-}
-
-function runPgbench(binary, args, env, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const proc = { name: 'pgbench', child, exited: null };
-    running.add(proc);
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      running.delete(proc);
-      reject(error);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      running.delete(proc);
-      resolve({ code, signal, output });
-    });
-    proc.exited = new Promise((done) => child.once('exit', () => done({})));
-  });
-}
-
-function parsePgbench(output) {
-  const number = (pattern) => {
-    const match = pattern.exec(output);
-    return match ? Number(match[1]) : null;
-  };
-  return {
-    tps: number(/tps = ([0-9.]+) \(without initial connection time\)/),
-    processed: number(/number of transactions actually processed: (\d+)/),
-    failed: number(/number of failed transactions: (\d+)/),
-    latencyAverageMs: number(/latency average = ([0-9.]+) ms/),
-    aborted: /aborted/i.test(output),
-  };
-}
-
 async function pgbenchCeiling(options, urls, admin) {
   const binary = findPgbench(options.pgbenchPath);
   if (!binary) {
@@ -1194,7 +1001,7 @@ async function pgbenchCeiling(options, urls, admin) {
     const env = { ...process.env, PGPASSWORD: decodeURIComponent(url.password || '') };
     const sampler = cpuSampler(admin, {});
     await sampler.start();
-    const run = await runPgbench(binary, args, env, (seconds + 60) * 1000);
+    const run = await children.runToEnd('pgbench', [binary, ...args], env, (seconds + 60) * 1000);
     const cpu = await sampler.stop();
     const parsed = parsePgbench(run.output);
     const truth = await withClient(urls.api, async (client) => {
@@ -1261,7 +1068,8 @@ async function run(options, urls, redis, checkLedger) {
     const apiUrl = `http://127.0.0.1:${apiPort}`;
 
     log(`starting the simulator on ${gatewayUrl} and the API on ${apiUrl}`);
-    gateway = startChild('gateway simulator', GATEWAY_MAIN, {
+    gateway = children.node('gateway simulator', GATEWAY_MAIN, {
+      ...process.env,
       GATEWAY_PORT: String(gatewayPort),
       GATEWAY_HOST: '127.0.0.1',
       GATEWAY_DATABASE_URL: urls.gateway,
@@ -1270,11 +1078,12 @@ async function run(options, urls, redis, checkLedger) {
       GATEWAY_LOG_LEVEL: 'warn',
     });
     gateway.url = gatewayUrl;
-    await waitHealthy(gateway, setupAgent, gatewayUrl, '/health');
-    api = startChild(
+    await untilHealthy(gateway, setupAgent, gatewayUrl, '/health');
+    api = children.node(
       'API',
       API_MAIN,
       {
+        ...process.env,
         PORT: String(apiPort),
         HOST: '127.0.0.1',
         DATABASE_URL: urls.api,
@@ -1295,7 +1104,7 @@ async function run(options, urls, redis, checkLedger) {
       apiNodeOptions(),
     );
     api.url = apiUrl;
-    await waitHealthy(api, setupAgent, apiUrl, '/health/ready');
+    await untilHealthy(api, setupAgent, apiUrl, '/health/ready');
     gatewayDb = pgClient(urls.gateway);
     await gatewayDb.connect();
 
@@ -1399,8 +1208,8 @@ async function run(options, urls, redis, checkLedger) {
         'GET /metrics',
       ).toString(),
     );
-    const apiLogBefore = { levels: { ...api.levels }, messages: new Map(api.messages) };
-    const gatewayLogBefore = { levels: { ...gateway.levels }, messages: new Map(gateway.messages) };
+    const apiLogBefore = logSnapshot(api);
+    const gatewayLogBefore = logSnapshot(gateway);
 
     // The measured window.
     log(`measuring: ${options.customers} customers for ${options.duration} s`);
@@ -1430,14 +1239,14 @@ async function run(options, urls, redis, checkLedger) {
     const after = await settle(admin, Date.now());
     const gatewayXactsAfter = await databaseCounters(admin, GATEWAY_DATABASE);
     const gatewayAfter = await gatewayCounts(gatewayDb);
-    const apiLog = logDelta(api, apiLogBefore.levels, apiLogBefore.messages);
-    const gatewayLog = logDelta(gateway, gatewayLogBefore.levels, gatewayLogBefore.messages);
+    const apiLog = logSince(api, apiLogBefore);
+    const gatewayLog = logSince(gateway, gatewayLogBefore);
 
     // Our connections first: a graceful shutdown would otherwise wait for them.
     await Promise.all(vus.map((vu) => vu.client.destroy().catch(() => undefined)));
     vus = [];
     log('stopping the API, then checking that the counters did not move');
-    const apiExit = await stopChild(api);
+    const apiExit = await children.stop(api);
     const afterExit = await settle(admin, Date.now());
     const lateByExit = subtract(afterExit.counters, after.counters);
 
@@ -1452,7 +1261,7 @@ async function run(options, urls, redis, checkLedger) {
     const gatewayFinal = await gatewayCounts(gatewayDb);
     await gatewayDb.end().catch(() => undefined);
     gatewayDb = null;
-    const gatewayExit = await stopChild(gateway);
+    const gatewayExit = await children.stop(gateway);
 
     // The ceiling, with the app and the simulator stopped.
     let ceiling = { skipped: '--no-pgbench' };
@@ -1699,7 +1508,7 @@ async function run(options, urls, redis, checkLedger) {
     await Promise.all(vus.map((vu) => vu.client.destroy().catch(() => undefined)));
     await setupAgent.destroy().catch(() => undefined);
     if (gatewayDb) await gatewayDb.end().catch(() => undefined);
-    await stopAll();
+    await children.stopAll();
     await admin.end().catch(() => undefined);
   }
 }
@@ -1872,39 +1681,11 @@ async function main() {
   return report.ok ? 0 : 1;
 }
 
-const watchdog = setTimeout(() => {
-  log(`gave up after ${TIMEOUTS.total / 1000} s`);
-  void stopAll().finally(() => process.exit(1));
-}, TIMEOUTS.total);
-watchdog.unref();
-
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    log(`${signal}: stopping the children and dropping the bench databases`);
-    void stopAll()
-      .then(() =>
-        withTimeout(dropDatabases(databaseUrls().admin), 10_000, 'dropping the databases'),
-      )
-      .catch(() => undefined)
-      .finally(() => process.exit(130));
-  });
-}
-process.on('exit', () => {
-  for (const proc of running) if (!hasExited(proc)) proc.child.kill('SIGKILL');
+runBenchmarkMain({
+  benchmark: 'flow',
+  main,
+  children,
+  log,
+  totalMs: TIMEOUTS.total,
+  cleanUp: () => dropDatabases(databaseUrls().admin),
 });
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  async (error) => {
-    log(error instanceof BenchError ? error.message : error.stack || String(error));
-    await stopAll();
-    if (process.argv.includes('--json')) {
-      process.stdout.write(
-        `${JSON.stringify({ benchmark: 'flow', ok: false, error: error.message })}\n`,
-      );
-    }
-    process.exitCode = 1;
-  },
-);

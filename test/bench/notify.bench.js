@@ -47,17 +47,15 @@
  *                      here (the app claims 100 and up to 16 at a time), so both read a little low.
  */
 
-const { spawn } = require('node:child_process');
 const { createHmac, randomBytes, timingSafeEqual } = require('node:crypto');
 const { existsSync, mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const { createServer } = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { Redis } = require('ioredis');
 const { Client: PgClient } = require('pg');
-const { Agent, request } = require('undici');
+const { Agent } = require('undici');
 const {
   BenchError,
   CpuSampler,
@@ -69,11 +67,20 @@ const {
   withTimeout,
   apiNodeOptions,
 } = require('./bench-support');
+const {
+  ChildProcesses,
+  runBenchmarkMain,
+  hasExited,
+  logSince,
+  logSnapshot,
+  waitHealthy,
+} = require('./bench-children');
+const { expectStatus, httpCaller } = require('./bench-http');
+const { PGBENCH_CANDIDATES, findPgbench, parsePgbench, withClient } = require('./bench-postgres');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const API_MAIN = path.join(ROOT, 'dist', 'apps', 'api', 'apps', 'api', 'src', 'main.js');
 const DATABASE = benchDatabaseName('seatlock_bench_notify');
-const PGBENCH_CANDIDATES = ['/usr/lib/postgresql/15/bin/pgbench', '/usr/bin/pgbench'];
 /** DeliveryWorkerService's DELIVERY_CONCURRENCY: sends in flight per instance. */
 const WORKER_CONCURRENCY = 16;
 /** The webhook channel's undici Agent. */
@@ -265,142 +272,12 @@ function startReceiver() {
 // ---------------------------------------------------------------------------------------------
 // HTTP to the API
 
-async function call(dispatcher, baseUrl, method, route, options = {}) {
-  const headers = {};
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await request(`${baseUrl}${route}`, {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    dispatcher,
-    signal: AbortSignal.timeout(options.timeoutMs ?? TIMEOUTS.request),
-  });
-  const text = await response.body.text();
-  let body = text;
-  if (String(response.headers['content-type'] || '').includes('json') && text) {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = text;
-    }
-  }
-  return { status: response.statusCode, body, text };
-}
-
-function expectStatus(response, status, what) {
-  if (response.status !== status) {
-    throw new BenchError(`${what}: expected ${status}, got ${response.status} ${response.text}`);
-  }
-  return response.body;
-}
+const call = httpCaller({ timeoutMs: TIMEOUTS.request });
 
 // ---------------------------------------------------------------------------------------------
 // Child processes (the API instances, the HTTP ceiling's client, pgbench)
 
-/**
- * Runs in the child before its main: once our end of its stdin closes (this process is gone,
- * however it died) it shuts down instead of squatting its port.
- */
-const ORPHAN_GUARD =
-  "process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM')).resume();" +
-  'require(process.argv[1]);';
-
-const running = new Set();
-
-function startChild(name, args, env, { nodeScript = true } = {}) {
-  const child = nodeScript
-    ? spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
-    : spawn(args[0], args.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc = {
-    name,
-    child,
-    tail: [],
-    output: '',
-    levels: { warn: 0, error: 0, fatal: 0, other: 0 },
-    messages: new Map(),
-    exited: new Promise((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    ),
-  };
-  if (child.stdin) child.stdin.on('error', () => undefined);
-  running.add(proc);
-  void proc.exited.then(() => running.delete(proc));
-  child.once('error', (error) => {
-    proc.tail.push(`spawn failed: ${error.message}`);
-    running.delete(proc);
-  });
-  for (const stream of [child.stdout, child.stderr]) {
-    readline.createInterface({ input: stream }).on('line', (line) => {
-      proc.output += `${line}\n`;
-      proc.tail.push(line);
-      if (proc.tail.length > 40) proc.tail.shift();
-      let level = 'other';
-      let message = line;
-      try {
-        const entry = JSON.parse(line);
-        level =
-          entry.level >= 60
-            ? 'fatal'
-            : entry.level >= 50
-              ? 'error'
-              : entry.level >= 40
-                ? 'warn'
-                : 'other';
-        message = String(entry.msg ?? '');
-        if (entry.err && entry.err.message) message += ` (${entry.err.message})`;
-      } catch {
-        // not a pino line
-      }
-      proc.levels[level] += 1;
-      if (level !== 'other') {
-        const key = `${level}: ${message.slice(0, 200)}`;
-        proc.messages.set(key, (proc.messages.get(key) || 0) + 1);
-      }
-    });
-  }
-  return proc;
-}
-
-function hasExited(proc) {
-  return proc.child.exitCode !== null || proc.child.signalCode !== null;
-}
-
-async function stopChild(proc) {
-  if (hasExited(proc)) return proc.exited;
-  proc.child.kill('SIGTERM');
-  const stopped = await Promise.race([proc.exited, sleep(TIMEOUTS.stop).then(() => null)]);
-  if (stopped) return stopped;
-  log(`${proc.name} ignored SIGTERM for ${TIMEOUTS.stop} ms; sending SIGKILL`);
-  proc.child.kill('SIGKILL');
-  return Promise.race([proc.exited, sleep(5_000).then(() => ({ code: null, signal: 'SIGKILL' }))]);
-}
-
-async function stopAll() {
-  await Promise.all([...running].map((proc) => stopChild(proc).catch(() => undefined)));
-}
-
-async function waitHealthy(proc, agent, url) {
-  const deadline = Date.now() + TIMEOUTS.ready;
-  let last = 'no answer yet';
-  while (Date.now() < deadline) {
-    if (hasExited(proc)) {
-      throw new BenchError(
-        `${proc.name} exited during start-up (code ${proc.child.exitCode}, signal ` +
-          `${proc.child.signalCode}):\n${proc.tail.join('\n')}`,
-      );
-    }
-    try {
-      const response = await call(agent, url, 'GET', '/health/ready', { timeoutMs: 2_000 });
-      if (response.status === 200) return;
-      last = `${response.status} ${response.text}`;
-    } catch (error) {
-      last = error.message;
-    }
-    await sleep(100);
-  }
-  throw new BenchError(`${proc.name} not healthy after ${TIMEOUTS.ready} ms (${last})`);
-}
+const children = new ChildProcesses({ cwd: ROOT, stopTimeoutMs: TIMEOUTS.stop, log });
 
 function apiEnv(urls, redis, port, adminToken, migrate) {
   const env = { ...process.env };
@@ -429,16 +306,6 @@ function pgClient(connectionString) {
   const client = new PgClient({ connectionString, connectionTimeoutMillis: 5_000 });
   client.on('error', (error) => log(`PostgreSQL connection lost: ${error.message}`));
   return client;
-}
-
-async function withClient(connectionString, work) {
-  const client = pgClient(connectionString);
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
 }
 
 async function recreateDatabase(adminUrl) {
@@ -677,9 +544,10 @@ async function httpCeiling(receiver, admin, secret, payload, options) {
   receiver.state.secret = secret;
   const concurrency = WORKER_CONCURRENCY * options.instances;
   const total = options.messages;
-  const proc = startChild(
+  const proc = children.command(
     'HTTP ceiling client',
     [
+      process.execPath,
       '-e',
       HTTP_CLIENT,
       JSON.stringify([receiver.url, secret, payload, total, concurrency, WORKER_CONNECTIONS]),
@@ -714,16 +582,6 @@ async function httpCeiling(receiver, admin, secret, payload, options) {
 
 // ---------------------------------------------------------------------------------------------
 // Ceiling 2: pgbench replaying the app's per-message SQL
-
-function findPgbench(explicit) {
-  if (explicit) return existsSync(explicit) ? explicit : null;
-  for (const candidate of PGBENCH_CANDIDATES) if (existsSync(candidate)) return candidate;
-  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
-    const candidate = path.join(dir, 'pgbench');
-    if (dir && existsSync(candidate)) return candidate;
-  }
-  return null;
-}
 
 /** A message id per (client, seq), and its claim token. */
 const PGBENCH_IDS = String.raw`\set seq :seq + 1
@@ -848,29 +706,22 @@ async function pgbenchRun(binary, urls, admin, name, script, clients, perClient,
     const env = { ...process.env, PGPASSWORD: decodeURIComponent(url.password || '') };
     const sampler = cpuSampler(admin, []);
     await sampler.start();
-    const proc = startChild('pgbench', args, env, { nodeScript: false });
-    const exit = await withTimeout(proc.exited, TIMEOUTS.pgbench, `pgbench ${name}`);
+    const run = await children.runToEnd('pgbench', args, env, TIMEOUTS.pgbench);
     const cpu = await sampler.stop();
-    const number = (pattern) => {
-      const match = pattern.exec(proc.output);
-      return match ? Number(match[1]) : null;
-    };
-    const tps = number(/tps = ([0-9.]+) \(without initial connection time\)/);
-    const processed = number(/number of transactions actually processed: (\d+)/);
-    const failed = number(/number of failed transactions: (\d+)/);
+    const { tps, processed, failed, latencyAverageMs, aborted } = parsePgbench(run.output);
     const problems = [];
-    if (exit.code !== 0) problems.push(`pgbench exited with ${exit.code ?? exit.signal}`);
+    if (run.code !== 0) problems.push(`pgbench ${name} exited with ${run.code ?? run.signal}`);
     if (failed) problems.push(`${failed} failed transactions`);
-    if (/aborted/i.test(proc.output)) problems.push('a client aborted');
+    if (aborted) problems.push('a client aborted');
     return {
       clients,
       transactions: processed,
       messagesPerSecond: tps === null ? null : round(tps, 1),
-      latencyAverageMs: number(/latency average = ([0-9.]+) ms/),
+      latencyAverageMs,
       postgresCores: sumCores(cpu, (n) => n.startsWith('PostgreSQL')),
       pgbenchCores: sumCores(cpu, (n) => n === 'pgbench'),
       problems,
-      outputTail: problems.length ? proc.output.split('\n').slice(-15).join('\n') : undefined,
+      outputTail: problems.length ? run.output.split('\n').slice(-15).join('\n') : undefined,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -1015,15 +866,20 @@ async function run(options, urls, redis) {
     await admin.connect();
     for (let i = 0; i < options.instances; i += 1) {
       const port = await freePort();
-      const proc = startChild(
+      const proc = children.node(
         options.instances === 1 ? 'API' : `API #${i + 1}`,
-        [...apiNodeOptions(), '-e', ORPHAN_GUARD, API_MAIN],
+        API_MAIN,
         apiEnv(urls, redis, port, adminToken, i === 0),
+        apiNodeOptions(),
       );
       proc.url = `http://127.0.0.1:${port}`;
       log(`starting ${proc.name} on ${proc.url}`);
       // The first one migrates; the others start once the schema is there.
-      await waitHealthy(proc, setupAgent, proc.url);
+      await waitHealthy(
+        proc,
+        () => call(setupAgent, proc.url, 'GET', '/health/ready', { timeoutMs: 2_000 }),
+        TIMEOUTS.ready,
+      );
       apis.push(proc);
     }
     await db.connect();
@@ -1081,7 +937,7 @@ async function run(options, urls, redis) {
     receiver.reset();
 
     const variants = payloads(booking);
-    const apiLogBefore = apis.map((proc) => ({ ...proc.levels }));
+    const apiLogBefore = apis.map(logSnapshot);
     log(`inserting ${options.messages} messages in batches of ${options.batch}`);
     const sampler = cpuSampler(
       admin,
@@ -1159,13 +1015,10 @@ async function run(options, urls, redis) {
     // Stop the API(s), then the ceilings on a quiet machine.
     log('stopping the API process(es)');
     const exits = [];
-    for (const proc of apis) exits.push(await stopChild(proc));
+    for (const proc of apis) exits.push(await children.stop(proc));
     const apiLogs = apis.map((proc, i) => ({
       name: proc.name,
-      levels: Object.fromEntries(
-        Object.entries(proc.levels).map(([k, v]) => [k, v - apiLogBefore[i][k]]),
-      ),
-      messages: Object.fromEntries([...proc.messages].slice(0, 8)),
+      ...logSince(proc, apiLogBefore[i]),
     }));
 
     log(
@@ -1295,7 +1148,7 @@ async function run(options, urls, redis) {
   } finally {
     await setupAgent.destroy().catch(() => undefined);
     await db.end().catch(() => undefined);
-    await stopAll();
+    await children.stopAll();
     await receiver.close().catch(() => undefined);
     await admin.end().catch(() => undefined);
   }
@@ -1441,40 +1294,11 @@ async function main() {
   return report.ok ? 0 : 1;
 }
 
-const watchdog = setTimeout(
-  () => {
-    log(`gave up after ${TIMEOUTS.total / 1000} s`);
-    void stopAll().finally(() => process.exit(1));
-  },
-  TIMEOUTS.total + 5 * 60_000,
-);
-watchdog.unref();
-
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    log(`${signal}: stopping the children and dropping the bench database`);
-    void stopAll()
-      .then(() => withTimeout(dropDatabase(databaseUrls().admin), 10_000, 'dropping the database'))
-      .catch(() => undefined)
-      .finally(() => process.exit(130));
-  });
-}
-process.on('exit', () => {
-  for (const proc of running) if (!hasExited(proc)) proc.child.kill('SIGKILL');
+runBenchmarkMain({
+  benchmark: 'notify',
+  main,
+  children,
+  log,
+  totalMs: TIMEOUTS.total + 5 * 60_000,
+  cleanUp: () => dropDatabase(databaseUrls().admin),
 });
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  async (error) => {
-    log(error instanceof BenchError ? error.message : error.stack || String(error));
-    await stopAll();
-    if (process.argv.includes('--json')) {
-      process.stdout.write(
-        `${JSON.stringify({ benchmark: 'notify', ok: false, error: error.message })}\n`,
-      );
-    }
-    process.exitCode = 1;
-  },
-);

@@ -27,11 +27,9 @@
  * database fall outside the measured window.
  */
 
-const { spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
 const { existsSync } = require('node:fs');
 const path = require('node:path');
-const readline = require('node:readline');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { Redis } = require('ioredis');
 const { Client } = require('pg');
@@ -45,7 +43,17 @@ const {
   round,
   withTimeout,
   apiNodeOptions,
+  subtract,
 } = require('./bench-support');
+const {
+  ChildProcesses,
+  logSince,
+  logSnapshot,
+  runBenchmarkMain,
+  waitHealthy,
+} = require('./bench-children');
+const { expectStatus, httpCaller } = require('./bench-http');
+const { withClient } = require('./bench-postgres');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'apps', 'api', 'apps', 'api', 'src', 'main.js');
@@ -143,36 +151,7 @@ async function mapLimit(items, limit, work) {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-async function call(agent, baseUrl, method, route, { body, token, timeoutMs } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await request(`${baseUrl}${route}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    dispatcher: agent,
-    signal: AbortSignal.timeout(timeoutMs ?? TIMEOUTS.request),
-  });
-  const text = await response.body.text();
-  const type = String(response.headers['content-type'] || '');
-  let parsed = text;
-  if (type.includes('json') && text) {
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = text;
-    }
-  }
-  return { status: response.statusCode, body: parsed, text };
-}
-
-function expectStatus(response, status, what) {
-  if (response.status !== status) {
-    throw new BenchError(`${what}: expected ${status}, got ${response.status} ${response.text}`);
-  }
-  return response.body;
-}
+const call = httpCaller({ timeoutMs: TIMEOUTS.request });
 
 /** `seatlock_*` samples of the Prometheus text, keyed `name{labels}`. */
 function parseMetrics(text) {
@@ -191,12 +170,13 @@ function metricDelta(before, after, name) {
 // ---------------------------------------------------------------------------------------------
 // The API under test, as a child process
 
-const running = new Set();
+const children = new ChildProcesses({ cwd: ROOT, stopTimeoutMs: TIMEOUTS.stop, log });
 
 function startApi({ mode, port, databaseUrl, redis, adminToken }) {
-  const child = spawn(process.execPath, [...apiNodeOptions(), MAIN], {
-    cwd: ROOT,
-    env: {
+  const api = children.node(
+    `API (${mode})`,
+    MAIN,
+    {
       ...process.env,
       DATABASE_URL: databaseUrl,
       REDIS_URL: redis,
@@ -217,103 +197,15 @@ function startApi({ mode, port, databaseUrl, redis, adminToken }) {
       // address must not trip it.
       RATE_LIMIT_PER_MINUTE: '0',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const api = {
-    mode,
-    child,
-    url: `http://127.0.0.1:${port}`,
-    tail: [],
-    levels: { warn: 0, error: 0, fatal: 0, other: 0 },
-    messages: new Map(),
-    exited: new Promise((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    ),
-  };
-  running.add(api);
-  api.exited.then(() => running.delete(api));
-  for (const stream of [child.stdout, child.stderr]) {
-    readline.createInterface({ input: stream }).on('line', (line) => {
-      api.tail.push(line);
-      if (api.tail.length > 40) api.tail.shift();
-      let level = 'other';
-      let message = line;
-      try {
-        const entry = JSON.parse(line);
-        level =
-          entry.level >= 60
-            ? 'fatal'
-            : entry.level >= 50
-              ? 'error'
-              : entry.level >= 40
-                ? 'warn'
-                : 'other';
-        message = String(entry.msg ?? '');
-        if (entry.res && entry.res.statusCode) message += ` [${entry.res.statusCode}]`;
-        if (entry.err && entry.err.message) message += ` (${entry.err.message})`;
-      } catch {
-        // not a pino line (the start-up banner, a crash trace)
-      }
-      api.levels[level] += 1;
-      const key = `${level}: ${message.slice(0, 200)}`;
-      api.messages.set(key, (api.messages.get(key) || 0) + 1);
-    });
-  }
+    apiNodeOptions(),
+  );
+  api.mode = mode;
+  api.url = `http://127.0.0.1:${port}`;
   return api;
-}
-
-function hasExited(api) {
-  return api.child.exitCode !== null || api.child.signalCode !== null;
-}
-
-async function stopApi(api) {
-  if (hasExited(api)) return api.exited;
-  api.child.kill('SIGTERM');
-  const stopped = await Promise.race([api.exited, sleep(TIMEOUTS.stop).then(() => null)]);
-  if (stopped) return stopped;
-  log(`API (${api.mode}) ignored SIGTERM for ${TIMEOUTS.stop} ms; sending SIGKILL`);
-  api.child.kill('SIGKILL');
-  return Promise.race([api.exited, sleep(5_000).then(() => ({ code: null, signal: 'SIGKILL' }))]);
-}
-
-async function stopAll() {
-  await Promise.all([...running].map((api) => stopApi(api).catch(() => undefined)));
-}
-
-async function waitReady(api, agent) {
-  const deadline = Date.now() + TIMEOUTS.ready;
-  let last = 'no answer yet';
-  while (Date.now() < deadline) {
-    if (hasExited(api)) {
-      throw new BenchError(
-        `API (${api.mode}) exited during start-up (code ${api.child.exitCode}, signal ` +
-          `${api.child.signalCode}):\n${api.tail.join('\n')}`,
-      );
-    }
-    try {
-      const response = await call(agent, api.url, 'GET', '/health/ready', { timeoutMs: 2_000 });
-      if (response.status === 200) return response.body;
-      last = `${response.status} ${response.text}`;
-    } catch (error) {
-      last = error.message;
-    }
-    await sleep(100);
-  }
-  throw new BenchError(`API (${api.mode}) not ready after ${TIMEOUTS.ready} ms (${last})`);
 }
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
-
-async function withClient(connectionString, work) {
-  const client = new Client({ connectionString, connectionTimeoutMillis: 5_000 });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 async function recreateDatabase(adminUrl) {
   await withClient(adminUrl, async (client) => {
@@ -374,10 +266,6 @@ async function seatCounters(benchUrl, { vacuum = false } = {}) {
 
 function sameCounters(a, b) {
   return DATABASE_COUNTERS.every((name) => a[name] === b[name]);
-}
-
-function subtract(after, before) {
-  return Object.fromEntries(Object.keys(after).map((key) => [key, after[key] - before[key]]));
 }
 
 /**
@@ -444,7 +332,11 @@ async function runMode(mode, options, urls, redis) {
     const port = await freePort();
     log(`[${mode}] starting ${path.relative(ROOT, MAIN)} on 127.0.0.1:${port} (LOCK_MODE=${mode})`);
     api = startApi({ mode, port, databaseUrl: urls.bench, redis, adminToken });
-    const health = await waitReady(api, setupAgent);
+    const health = await waitHealthy(
+      api,
+      () => call(setupAgent, api.url, 'GET', '/health/ready', { timeoutMs: 2_000 }),
+      TIMEOUTS.ready,
+    );
     const redisHealth = health && health.info && health.info.redis ? health.info.redis : null;
     if (mode === 'redis' && redisHealth && redisHealth.status !== 'up') {
       log(`[${mode}] warning: readiness reports Redis ${JSON.stringify(redisHealth)}`);
@@ -528,8 +420,7 @@ async function runMode(mode, options, urls, redis) {
         'opening connections',
       );
     }
-    const logLevelsBefore = { ...api.levels };
-    const messagesBefore = new Map(api.messages);
+    const logBefore = logSnapshot(api);
 
     log(`[${mode}] stampede: ${contenders} x POST /bookings {seatIds:['${SEAT}']}`);
     const payload = JSON.stringify({ eventId: event.id, seatIds: [SEAT] });
@@ -570,20 +461,13 @@ async function runMode(mode, options, urls, redis) {
     log(`[${mode}] waiting until PostgreSQL has published every counter (about 12 s)`);
     const after = await settle(admin, stampedeDone);
     // Read after the wait: the API's log lines of the stampede have all arrived by now.
-    const logLevelsDuring = subtract(api.levels, logLevelsBefore);
-    const logMessagesDuring = Object.fromEntries(
-      [...api.messages]
-        .map(([message, n]) => [message, n - (messagesBefore.get(message) || 0)])
-        .filter(([, n]) => n > 0)
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, 8),
-    );
+    const { levels: logLevelsDuring, messages: logMessagesDuring } = logSince(api, logBefore);
 
     // Verification: a backend publishes everything it still holds when it exits. (The pool's
     // sessions ending is expected; no other counter should move.)
     log(`[${mode}] stopping the API, then checking that the counters did not move`);
     await Promise.all([setupAgent.close(), stampedeAgent.close()]);
-    const exit = await stopApi(api);
+    const exit = await children.stop(api);
     const afterExit = await settle(admin, Date.now());
     const lateByExit = subtract(afterExit.counters, after.counters);
     const seatsAfter = await seatCounters(urls.bench);
@@ -628,7 +512,7 @@ async function runMode(mode, options, urls, redis) {
   } finally {
     // Drop our connections first: a graceful shutdown would otherwise wait for them.
     await Promise.all([setupAgent.destroy(), stampedeAgent.destroy()]).catch(() => undefined);
-    if (api) await stopApi(api);
+    if (api) await children.stop(api);
     await admin.end().catch(() => undefined);
   }
 }
@@ -890,34 +774,4 @@ async function main() {
   return report.ok ? 0 : 1;
 }
 
-const watchdog = setTimeout(() => {
-  log(`gave up after ${TIMEOUTS.total / 1000} s`);
-  stopAll().finally(() => process.exit(1));
-}, TIMEOUTS.total);
-watchdog.unref();
-
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    log(`${signal}: stopping the API`);
-    stopAll().finally(() => process.exit(130));
-  });
-}
-process.on('exit', () => {
-  for (const api of running) if (!hasExited(api)) api.child.kill('SIGKILL');
-});
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  async (error) => {
-    log(error instanceof BenchError ? error.message : error.stack || String(error));
-    await stopAll();
-    if (process.argv.includes('--json')) {
-      process.stdout.write(
-        `${JSON.stringify({ benchmark: 'stampede', ok: false, error: error.message })}\n`,
-      );
-    }
-    process.exitCode = 1;
-  },
-);
+runBenchmarkMain({ benchmark: 'stampede', main, children, log, totalMs: TIMEOUTS.total });
