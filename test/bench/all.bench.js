@@ -79,6 +79,7 @@ const {
   round,
   withTimeout,
   apiNodeOptions,
+  localDatabaseUrls,
 } = require('./bench-support');
 const {
   ChildProcesses,
@@ -91,6 +92,7 @@ const {
 const { expectStatus, httpCaller } = require('./bench-http');
 const {
   PGBENCH_CANDIDATES,
+  preparePgbench,
   availableConnections,
   findPgbench,
   parsePgbench,
@@ -103,7 +105,6 @@ const GATEWAY_MARK = path.join('dist', 'apps', 'gateway-sim');
 const API_MARK = path.join('dist', 'apps', 'api', 'apps', 'api', 'src', 'main.js');
 const PREFIX = 'seatlock_bench_all';
 const HTTP_DATABASE = `${PREFIX}_http`;
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 const CHILD_BENCHMARKS = ['stampede', 'flow', 'notify', 'lock'];
 const ALL_PARTS = ['stampede', 'http', 'flow', 'notify', 'lock'];
 const HTTP_WINDOWS = ['holds', 'conflicts', 'live', 'seats'];
@@ -217,22 +218,6 @@ function parseArgs(argv) {
     } else throw new BenchError(`unknown argument ${argv[i]}\n${USAGE}`);
   }
   return options;
-}
-
-function databaseUrls() {
-  const base = new URL(
-    process.env.DATABASE_URL || 'postgres://postgres:postgres@127.0.0.1:5432/seatlock',
-  );
-  if (!LOOPBACK.has(base.hostname)) {
-    throw new BenchError(`DATABASE_URL must point at this machine (127.0.0.1), got ${base.host}`);
-  }
-  if (base.hostname === 'localhost') base.hostname = '127.0.0.1';
-  const named = (name) => {
-    const url = new URL(base);
-    url.pathname = `/${name}`;
-    return url.toString();
-  };
-  return { base: base.toString(), http: named(HTTP_DATABASE), admin: named('postgres') };
 }
 
 /** MiB (what /proc reports, in KiB) to MB (10^6 bytes), the goal's unit. */
@@ -695,32 +680,6 @@ function holdConstants(eventId, seatsPerClient, run) {
   };
 }
 
-async function preparePgbench(databaseUrl, clients, seatsPerClient) {
-  const eventId = randomUUID();
-  await withClient(databaseUrl, async (client) => {
-    await client.query(
-      `INSERT INTO events (id, name, venue, starts_at, currency, sections, seat_count)
-       VALUES ($1, 'pgbench hold ceiling', 'Bench Arena', '2027-06-01T19:30:00Z', 'EUR', '[]', $2)`,
-      [eventId, clients * seatsPerClient],
-    );
-    await client.query(
-      `INSERT INTO seats (event_id, label, section, position, price_cents)
-       SELECT $1, 'P' || g, 'Ceiling', g, $3 FROM generate_series(1, $2::int) g`,
-      [eventId, clients * seatsPerClient, PRICE_CENTS],
-    );
-    await client.query(
-      `INSERT INTO customers (id, email, name, token_hash)
-       SELECT lpad(to_hex(c + 1), 32, 'c')::uuid, 'pgbench-' || c || '@example.test',
-              'pgbench ' || c, md5('pgbench-a' || c) || md5('pgbench-b' || c)
-       FROM generate_series(0, $1::int - 1) c
-       ON CONFLICT DO NOTHING`,
-      [clients],
-    );
-    await client.query('VACUUM ANALYZE');
-  });
-  return eventId;
-}
-
 async function pgbenchHolds(options, urls, admin, wanted, runIndex) {
   const binary = findPgbench();
   if (!binary) return { skipped: 'no pgbench found (Debian: postgresql-client-15)' };
@@ -730,7 +689,7 @@ async function pgbenchHolds(options, urls, admin, wanted, runIndex) {
   const seatsPerClient = Math.ceil((PGBENCH_SEAT_BUDGET_PER_SECOND * seconds) / clients) + 100;
   log(`http: pgbench hold ceiling, ${clients} clients x ${seconds} s`);
   const eventId = await withTimeout(
-    preparePgbench(urls.http, clients, seatsPerClient),
+    preparePgbench(urls.http, { clients, seatsPerClient, priceCents: PRICE_CENTS }),
     120_000,
     'preparing the pgbench seats',
   );
@@ -1566,7 +1525,7 @@ async function main() {
     options.flowDuration = Math.min(options.flowDuration, 5);
   }
   if (!existsSync(API_MAIN)) throw new BenchError(`${API_MAIN} is missing: run \`npm run build\``);
-  const urls = databaseUrls();
+  const urls = localDatabaseUrls({ http: HTTP_DATABASE });
 
   log('quiet check: 5 s of the machine with nothing of ours running');
   let quiet = await quietCheck(5);

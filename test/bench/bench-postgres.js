@@ -3,6 +3,7 @@
 /* PostgreSQL for the benchmarks: short-lived admin connections, and pgbench as the ceiling. */
 
 const { existsSync } = require('node:fs');
+const { randomUUID } = require('node:crypto');
 const path = require('node:path');
 const { Client } = require('pg');
 
@@ -59,7 +60,39 @@ async function availableConnections(admin) {
   return Number(rows[0].free);
 }
 
+/**
+ * An event of its own with `clients * seatsPerClient` seats P1, P2, … and one customer per pgbench
+ * client (fixed ids, so the scripts can name them), written straight into the API database.
+ * Answers the event id.
+ */
+async function preparePgbench(databaseUrl, { clients, seatsPerClient, priceCents }) {
+  const eventId = randomUUID();
+  await withClient(databaseUrl, async (client) => {
+    await client.query(
+      `INSERT INTO events (id, name, venue, starts_at, currency, sections, seat_count)
+       VALUES ($1, 'pgbench ceiling', 'Bench Arena', '2027-06-01T19:30:00Z', 'EUR', '[]', $2)`,
+      [eventId, clients * seatsPerClient],
+    );
+    await client.query(
+      `INSERT INTO seats (event_id, label, section, position, price_cents)
+       SELECT $1, 'P' || g, 'Ceiling', g, $3 FROM generate_series(1, $2::int) g`,
+      [eventId, clients * seatsPerClient, priceCents],
+    );
+    await client.query(
+      `INSERT INTO customers (id, email, name, token_hash)
+       SELECT lpad(to_hex(c + 1), 32, 'c')::uuid, 'pgbench-' || c || '@example.test',
+              'pgbench ' || c, md5('pgbench-a' || c) || md5('pgbench-b' || c)
+       FROM generate_series(0, $1::int - 1) c
+       ON CONFLICT DO NOTHING`,
+      [clients],
+    );
+    await client.query('VACUUM ANALYZE');
+  });
+  return eventId;
+}
+
 module.exports = {
+  preparePgbench,
   PGBENCH_CANDIDATES,
   availableConnections,
   findPgbench,

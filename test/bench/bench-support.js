@@ -332,8 +332,59 @@ function subtract(after, before) {
   return Object.fromEntries(Object.keys(after).map((key) => [key, after[key] - before[key]]));
 }
 
+const DEFAULT_DATABASE_URL = 'postgres://postgres:postgres@127.0.0.1:5432/seatlock';
+
+/**
+ * DATABASE_URL's server (this machine only) with each of `databases` (key -> name) as its own URL,
+ * plus `admin` (the `postgres` database) and `base`.
+ */
+function localDatabaseUrls(databases) {
+  const base = requireLoopback(
+    new URL(process.env.DATABASE_URL || DEFAULT_DATABASE_URL),
+    'DATABASE_URL',
+  );
+  const named = (name) => {
+    const url = new URL(base);
+    url.pathname = `/${name}`;
+    return url.toString();
+  };
+  const urls = { base: base.toString(), admin: named('postgres') };
+  for (const [key, name] of Object.entries(databases)) urls[key] = named(name);
+  return urls;
+}
+
+/** REDIS_URL (this machine only), default the local server. */
+function localRedisUrl() {
+  return requireLoopback(
+    new URL(process.env.REDIS_URL || 'redis://127.0.0.1:6379'),
+    'REDIS_URL',
+  ).toString();
+}
+
+/** Fails with a clear message unless Redis at `url` answers a PING within 3 s. */
+async function requireRedis(url) {
+  const { Redis } = require('ioredis');
+  const probe = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 3_000,
+  });
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (error) {
+    throw new BenchError(`Redis at ${url} does not answer (${error.message})`);
+  } finally {
+    probe.disconnect();
+  }
+}
+
 module.exports = {
   requireLoopback,
+  localDatabaseUrls,
+  localRedisUrl,
+  requireRedis,
   subtract,
   apiNodeOptions,
   BenchError,

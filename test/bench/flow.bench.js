@@ -62,7 +62,6 @@ const { existsSync, mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
-const { Redis } = require('ioredis');
 const { Client: PgClient } = require('pg');
 const { Agent, Client: HttpClient } = require('undici');
 const {
@@ -72,11 +71,13 @@ const {
   freePort,
   mapLimit,
   percentile,
-  requireLoopback,
   round,
   withTimeout,
   apiNodeOptions,
   subtract,
+  localDatabaseUrls,
+  localRedisUrl,
+  requireRedis,
 } = require('./bench-support');
 const {
   ChildProcesses,
@@ -89,6 +90,7 @@ const {
 const { expectStatus, httpCaller, readAnswer } = require('./bench-http');
 const {
   PGBENCH_CANDIDATES,
+  preparePgbench,
   availableConnections,
   findPgbench,
   parsePgbench,
@@ -206,26 +208,6 @@ function parseArgs(argv) {
   return options;
 }
 
-function databaseUrls() {
-  const base = requireLoopback(
-    new URL(process.env.DATABASE_URL || 'postgres://postgres:postgres@127.0.0.1:5432/seatlock'),
-    'DATABASE_URL',
-  );
-  const named = (name) => {
-    const url = new URL(base);
-    url.pathname = `/${name}`;
-    return url.toString();
-  };
-  return { api: named(API_DATABASE), gateway: named(GATEWAY_DATABASE), admin: named('postgres') };
-}
-
-function redisUrl() {
-  return requireLoopback(
-    new URL(process.env.REDIS_URL || 'redis://127.0.0.1:6379'),
-    'REDIS_URL',
-  ).toString();
-}
-
 function elapsedMs(since) {
   return Number(process.hrtime.bigint() - since) / 1e6;
 }
@@ -241,6 +223,8 @@ function latencySummary(values) {
     mean: round(mean),
   };
 }
+
+const databaseUrls = () => localDatabaseUrls({ api: API_DATABASE, gateway: GATEWAY_DATABASE });
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
@@ -924,32 +908,6 @@ function pgbenchConstants(eventId, seatsPerClient) {
   };
 }
 
-/** Seats, customers and an event of its own for pgbench, written straight into the API database. */
-async function preparePgbench(apiUrl, clients, seatsPerClient) {
-  const eventId = randomUUID();
-  await withClient(apiUrl, async (client) => {
-    await client.query(
-      `INSERT INTO events (id, name, venue, starts_at, currency, sections, seat_count)
-       VALUES ($1, 'pgbench ceiling', 'Bench Arena', '2027-06-01T19:30:00Z', 'EUR', '[]', $2)`,
-      [eventId, clients * seatsPerClient],
-    );
-    await client.query(
-      `INSERT INTO seats (event_id, label, section, position, price_cents)
-       SELECT $1, 'P' || g, 'Ceiling', g, $3 FROM generate_series(1, $2::int) g`,
-      [eventId, clients * seatsPerClient, PRICE_CENTS],
-    );
-    await client.query(
-      `INSERT INTO customers (id, email, name, token_hash)
-       SELECT lpad(to_hex(c + 1), 32, 'c')::uuid, 'pgbench-' || c || '@example.test',
-              'pgbench ' || c, md5('pgbench-a' || c) || md5('pgbench-b' || c)
-       FROM generate_series(0, $1::int - 1) c`,
-      [clients],
-    );
-    await client.query('VACUUM ANALYZE');
-  });
-  return eventId;
-}
-
 async function pgbenchCeiling(options, urls, admin) {
   const binary = findPgbench(options.pgbenchPath);
   if (!binary) {
@@ -965,7 +923,7 @@ async function pgbenchCeiling(options, urls, admin) {
   const seatsPerClient = Math.ceil((PGBENCH_SEAT_BUDGET_PER_SECOND * seconds) / clients) + 100;
   log(`pgbench ceiling: ${clients} clients x ${seconds} s, ${clients * seatsPerClient} seats`);
   const eventId = await withTimeout(
-    preparePgbench(urls.api, clients, seatsPerClient),
+    preparePgbench(urls.api, { clients, seatsPerClient, priceCents: PRICE_CENTS }),
     120_000,
     'preparing the pgbench seats',
   );
@@ -1652,21 +1610,8 @@ async function main() {
   // Loaded now: a rebuild that empties dist/ during the run must not take the checker away.
   const { checkLedger } = require(LEDGER_CHECK);
   const urls = databaseUrls();
-  const redis = redisUrl();
-  const probe = new Redis(redis, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 3_000,
-  });
-  try {
-    await probe.connect();
-    await probe.ping();
-  } catch (error) {
-    throw new BenchError(`Redis at ${redis} does not answer (${error.message})`);
-  } finally {
-    probe.disconnect();
-  }
+  const redis = localRedisUrl();
+  await requireRedis(redis);
 
   let report;
   try {

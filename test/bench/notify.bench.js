@@ -53,7 +53,6 @@ const { createServer } = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
-const { Redis } = require('ioredis');
 const { Client: PgClient } = require('pg');
 const { Agent } = require('undici');
 const {
@@ -62,10 +61,12 @@ const {
   benchDatabaseName,
   freePort,
   latencySummary,
-  requireLoopback,
   round,
   withTimeout,
   apiNodeOptions,
+  localDatabaseUrls,
+  localRedisUrl,
+  requireRedis,
 } = require('./bench-support');
 const {
   ChildProcesses,
@@ -159,26 +160,6 @@ function parseArgs(argv) {
   return options;
 }
 
-function databaseUrls() {
-  const base = requireLoopback(
-    new URL(process.env.DATABASE_URL || 'postgres://postgres:postgres@127.0.0.1:5432/seatlock'),
-    'DATABASE_URL',
-  );
-  const named = (name) => {
-    const url = new URL(base);
-    url.pathname = `/${name}`;
-    return url.toString();
-  };
-  return { api: named(DATABASE), admin: named('postgres') };
-}
-
-function redisUrl() {
-  return requireLoopback(
-    new URL(process.env.REDIS_URL || 'redis://127.0.0.1:6379'),
-    'REDIS_URL',
-  ).toString();
-}
-
 // ---------------------------------------------------------------------------------------------
 // Signatures: verified independently of the app's code (same scheme: t=<unix>,v1=<hex HMAC>)
 
@@ -268,6 +249,8 @@ function startReceiver() {
     });
   });
 }
+
+const databaseUrls = () => localDatabaseUrls({ api: DATABASE });
 
 // ---------------------------------------------------------------------------------------------
 // HTTP to the API
@@ -1266,21 +1249,8 @@ async function main() {
   if (!existsSync(API_MAIN))
     throw new BenchError(`${API_MAIN} is missing: run \`npm run build\` first`);
   const urls = databaseUrls();
-  const redis = redisUrl();
-  const probe = new Redis(redis, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 3_000,
-  });
-  try {
-    await probe.connect();
-    await probe.ping();
-  } catch (error) {
-    throw new BenchError(`Redis at ${redis} does not answer (${error.message})`);
-  } finally {
-    probe.disconnect();
-  }
+  const redis = localRedisUrl();
+  await requireRedis(redis);
   let report;
   try {
     report = await run(options, urls, redis);

@@ -31,7 +31,6 @@ const { randomBytes } = require('node:crypto');
 const { existsSync } = require('node:fs');
 const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
-const { Redis } = require('ioredis');
 const { Client } = require('pg');
 const { Agent, request } = require('undici');
 const {
@@ -39,11 +38,13 @@ const {
   benchDatabaseName,
   freePort,
   percentile,
-  requireLoopback,
   round,
   withTimeout,
   apiNodeOptions,
   subtract,
+  localDatabaseUrls,
+  localRedisUrl,
+  requireRedis,
 } = require('./bench-support');
 const {
   ChildProcesses,
@@ -114,25 +115,6 @@ function parseArgs(argv) {
   return options;
 }
 
-function databaseUrls() {
-  const base = requireLoopback(
-    new URL(process.env.DATABASE_URL || 'postgres://postgres:postgres@127.0.0.1:5432/seatlock'),
-    'DATABASE_URL',
-  );
-  const bench = new URL(base);
-  bench.pathname = `/${BENCH_DATABASE}`;
-  const admin = new URL(base);
-  admin.pathname = '/postgres';
-  return { bench: bench.toString(), admin: admin.toString() };
-}
-
-function redisUrl() {
-  return requireLoopback(
-    new URL(process.env.REDIS_URL || 'redis://127.0.0.1:6379'),
-    'REDIS_URL',
-  ).toString();
-}
-
 /** Runs `work(item, index)` over `items` with at most `limit` in flight; answers results in order. */
 async function mapLimit(items, limit, work) {
   const results = new Array(items.length);
@@ -147,6 +129,8 @@ async function mapLimit(items, limit, work) {
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
 }
+
+const databaseUrls = () => localDatabaseUrls({ bench: BENCH_DATABASE });
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
@@ -723,22 +707,9 @@ async function main() {
   const options = parseArgs(process.argv.slice(2));
   if (!existsSync(MAIN)) throw new BenchError(`${MAIN} is missing: run \`npm run build\` first`);
   const urls = databaseUrls();
-  const redis = redisUrl();
+  const redis = localRedisUrl();
 
-  const probe = new Redis(redis, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 3_000,
-  });
-  try {
-    await probe.connect();
-    await probe.ping();
-  } catch (error) {
-    throw new BenchError(`Redis at ${redis} does not answer (${error.message})`);
-  } finally {
-    probe.disconnect();
-  }
+  await requireRedis(redis);
 
   const modes = {};
   try {
