@@ -1,0 +1,263 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BenchError } from './cli';
+
+export const ROOT = resolve(__dirname, '..', '..', '..');
+export const API_MAIN = resolve(ROOT, 'dist/apps/api/apps/api/src/main.js');
+export const GATEWAY_MAIN = resolve(ROOT, 'dist/apps/gateway-sim/apps/gateway-sim/src/main.js');
+
+/**
+ * Runs in a Node child before its main. Once our end of its stdin closes (the benchmark is gone,
+ * however it died, SIGKILL included) the child shuts down instead of squatting its port. On
+ * SIGUSR2 it exits at once through process.exit, so that `--cpu-prof` writes its profile (Nest
+ * re-raises SIGTERM after its shutdown hooks, and a process killed by a signal writes none).
+ */
+const ORPHAN_GUARD =
+  "process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM')).resume();" +
+  "process.on('SIGUSR2', () => process.exit(0));" +
+  'require(process.argv[1]);';
+
+const TAIL_LINES = 40;
+
+type Level = 'warn' | 'error' | 'fatal' | 'other';
+
+/** A line of a child's output: `warn`, `error`, `fatal` or `other` (quieter, or not pino). */
+function classifyLine(line: string): { level: Level; message: string } {
+  let entry: { level?: unknown; msg?: unknown; res?: { statusCode?: number }; err?: Error };
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return { level: 'other', message: line };
+  }
+  if (!entry || typeof entry.level !== 'number') return { level: 'other', message: line };
+  const n = entry.level;
+  const level: Level = n >= 60 ? 'fatal' : n >= 50 ? 'error' : n >= 40 ? 'warn' : 'other';
+  let message = String(entry.msg ?? '');
+  if (entry.res?.statusCode) message += ` [${entry.res.statusCode}]`;
+  if (entry.err?.message) message += ` (${entry.err.message})`;
+  return { level, message };
+}
+
+export interface LogCounts {
+  levels: Record<Level, number>;
+  messages: Map<string, number>;
+}
+
+/** A child followed by ChildProcesses: its output, its last lines, its log lines by level. */
+export class Child {
+  output = '';
+  readonly tail: string[] = [];
+  readonly levels: Record<Level, number> = { warn: 0, error: 0, fatal: 0, other: 0 };
+  readonly messages = new Map<string, number>();
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  url = '';
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    this.exited = new Promise((done) =>
+      child.once('exit', (code, signal) => done({ code, signal })),
+    );
+    for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
+      createInterface({ input: stream }).on('line', (line) => this.line(line));
+    }
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  get hasExited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  private line(line: string): void {
+    this.output += `${line}\n`;
+    this.tail.push(line);
+    if (this.tail.length > TAIL_LINES) this.tail.shift();
+    const { level, message } = classifyLine(line);
+    this.levels[level] += 1;
+    if (level === 'other') return;
+    const key = `${level}: ${message.slice(0, 200)}`;
+    this.messages.set(key, (this.messages.get(key) ?? 0) + 1);
+  }
+
+  /** What it has logged so far, for `logSince`. */
+  snapshot(): LogCounts {
+    return { levels: { ...this.levels }, messages: new Map(this.messages) };
+  }
+
+  /** What it logged since `before`: lines by level, and its 8 most frequent messages. */
+  logSince(before: LogCounts): {
+    levels: Record<string, number>;
+    messages: Record<string, number>;
+  } {
+    const levels = Object.fromEntries(
+      Object.entries(this.levels).map(([level, n]) => [level, n - before.levels[level as Level]]),
+    );
+    const messages = Object.fromEntries(
+      [...this.messages]
+        .map(([message, n]) => [message, n - (before.messages.get(message) ?? 0)] as const)
+        .filter(([, n]) => n > 0)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8),
+    );
+    return { levels, messages };
+  }
+}
+
+/**
+ * The child processes of a benchmark (the API, the gateway simulator, pgbench, load clients):
+ * spawned so that none outlives the benchmark, and stopped with SIGTERM, then SIGKILL.
+ */
+export class ChildProcesses {
+  private readonly running = new Set<Child>();
+
+  constructor(
+    private readonly log: (message: string) => void,
+    private readonly stopTimeoutMs = 15_000,
+  ) {}
+
+  /** A Node script behind the orphan guard. `env` is its whole environment. */
+  node(name: string, entry: string, env: NodeJS.ProcessEnv, nodeOptions: string[] = []): Child {
+    const child = spawn(process.execPath, [...nodeOptions, '-e', ORPHAN_GUARD, entry], {
+      cwd: ROOT,
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stdin?.on('error', () => undefined);
+    return this.track(name, child);
+  }
+
+  /** Any other program (pgbench, redis-server). `env` is its whole environment. */
+  command(name: string, args: string[], env: NodeJS.ProcessEnv = process.env): Child {
+    const child = spawn(args[0], args.slice(1), {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return this.track(name, child);
+  }
+
+  /** Runs a program to its end, killed after `timeoutMs`; rejects when it cannot be started. */
+  async runToEnd(
+    name: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    timeoutMs: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+    const proc = this.command(name, args, env);
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+      (done, fail) => {
+        proc.child.once('close', (code, signal) => done({ code, signal }));
+        proc.child.once('error', fail);
+      },
+    );
+    const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
+    try {
+      return { ...(await closed), output: proc.output };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private track(name: string, child: ChildProcess): Child {
+    const proc = new Child(name, child);
+    this.running.add(proc);
+    void proc.exited.then(() => this.running.delete(proc));
+    child.once('error', (error) => {
+      proc.tail.push(`spawn failed: ${error.message}`);
+      this.running.delete(proc);
+    });
+    return proc;
+  }
+
+  async stop(proc: Child, signal: NodeJS.Signals = 'SIGTERM') {
+    if (proc.hasExited) return proc.exited;
+    proc.child.kill(signal);
+    const stopped = await Promise.race([proc.exited, sleep(this.stopTimeoutMs).then(() => null)]);
+    if (stopped) return stopped;
+    this.log(`${proc.name} ignored ${signal} for ${this.stopTimeoutMs} ms; sending SIGKILL`);
+    proc.child.kill('SIGKILL');
+    return Promise.race([
+      proc.exited,
+      sleep(5_000).then(() => ({ code: null, signal: 'SIGKILL' as NodeJS.Signals })),
+    ]);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.running].map((proc) => this.stop(proc).catch(() => undefined)));
+  }
+
+  /** For a process 'exit' handler: nothing asynchronous runs there. */
+  killAll(): void {
+    for (const proc of this.running) if (!proc.hasExited) proc.child.kill('SIGKILL');
+  }
+}
+
+/**
+ * Polls `probe` every 100 ms until it answers 200, and answers its body. Fails at once, with the
+ * child's last lines, if the child exits meanwhile.
+ */
+export async function waitHealthy<T>(
+  proc: Child,
+  probe: () => Promise<{ status: number; body: T; text: string }>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (proc.hasExited) {
+      throw new BenchError(
+        `${proc.name} exited during start-up (code ${proc.child.exitCode}, signal ` +
+          `${proc.child.signalCode}):\n${proc.tail.join('\n')}`,
+      );
+    }
+    try {
+      const response = await probe();
+      if (response.status === 200) return response.body;
+      last = `${response.status} ${response.text}`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await sleep(100);
+  }
+  throw new BenchError(`${proc.name} not healthy after ${timeoutMs} ms (${last})`);
+}
+
+/**
+ * The node options `npm start` gives the API (its heap cap), read from package.json's start
+ * script, so that every benchmark measures the process production runs.
+ */
+export function apiNodeOptions(): string[] {
+  const start: string = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')).scripts
+    .start;
+  const words = start.split(' ');
+  if (words[0] !== 'node' || !words[words.length - 1].endsWith('main.js')) {
+    throw new BenchError(`package.json start: expected "node [options] …/main.js", got "${start}"`);
+  }
+  return words.slice(1, -1);
+}
+
+/**
+ * The environment benchmarks give the built API: rate limits off, warnings only, and the
+ * background jobs slowed to once an hour so their queries do not count; `env` adds or overrides.
+ * No GATEWAY_URL is set here: a benchmark without payments points it at a closed port.
+ */
+export function benchApiEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    MIGRATIONS_RUN: 'true',
+    RATE_LIMIT_PER_MINUTE: '0',
+    SWEEP_INTERVAL_MS: '3600000',
+    RECONCILE_INTERVAL_MS: '3600000',
+    ...env,
+  };
+}

@@ -1,0 +1,91 @@
+import autocannon from 'autocannon';
+import type { CpuReport, CpuSampler } from './proc-stats';
+import { round } from './stats';
+
+/* A fixed-request load window on autocannon: warm-up (not counted), then the measured seconds. */
+
+export interface LoadRequest {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface LoadResult {
+  connections: number;
+  seconds: number;
+  /** Answers with the expected status, per second. */
+  perSecond: number | null;
+  ok: number;
+  latencyMs: { p50: number; p99: number; mean: number; max: number };
+  statuses: Record<string, number>;
+  /** Answers with another status, connection errors and timeouts. */
+  errors: number;
+  cpu: CpuReport | null;
+}
+
+function run(
+  url: string,
+  connections: number,
+  seconds: number,
+  next: () => LoadRequest,
+): Promise<autocannon.Result> {
+  return autocannon({
+    url,
+    connections,
+    duration: seconds,
+    pipelining: 1,
+    timeout: 30,
+    requests: [
+      {
+        setupRequest: (request) => {
+          const job = next();
+          const headers: Record<string, string> = { ...job.headers };
+          if (job.body !== undefined) headers['content-type'] = 'application/json';
+          return { ...request, method: job.method, path: job.path, headers, body: job.body };
+        },
+      },
+    ],
+  });
+}
+
+/**
+ * `connections` keep-alive connections send `next()` one request at a time each: `warmupSeconds`
+ * first (not counted), then `seconds` measured, with `sampler` (if any) over the measured part.
+ */
+export async function loadWindow(options: {
+  url: string;
+  connections: number;
+  seconds: number;
+  warmupSeconds?: number;
+  expected: number;
+  next: () => LoadRequest;
+  sampler?: CpuSampler;
+}): Promise<LoadResult> {
+  const { url, connections, seconds, expected, next, sampler } = options;
+  if (options.warmupSeconds) await run(url, connections, options.warmupSeconds, next);
+  await sampler?.start();
+  const result = await run(url, connections, seconds, next);
+  const cpu = sampler ? await sampler.stop() : null;
+  const statuses: Record<string, number> = {};
+  for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) {
+    statuses[code] = stat?.count ?? 0;
+  }
+  const ok = statuses[String(expected)] ?? 0;
+  const elapsed = result.duration || seconds;
+  return {
+    connections,
+    seconds: round(elapsed, 2) ?? seconds,
+    perSecond: round(ok / elapsed, 1),
+    ok,
+    latencyMs: {
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      mean: round(result.latency.mean, 2) ?? 0,
+      max: result.latency.max,
+    },
+    statuses,
+    errors: result.requests.total - ok + result.errors + result.timeouts,
+    cpu,
+  };
+}

@@ -1,0 +1,100 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { freePort } from './redis-server';
+
+export interface WireCounts {
+  /** Statements executed: simple-protocol queries plus extended-protocol Executes. */
+  statements: number;
+  /** Round trips the client waited for: simple queries plus Syncs. */
+  roundTrips: number;
+  /** Client connections opened through the proxy. */
+  connections: number;
+}
+
+const SSL_REQUEST = 80877103;
+const GSSENC_REQUEST = 80877104;
+
+/**
+ * A loopback TCP proxy in front of PostgreSQL that counts what clients send, by reading the
+ * frontend half of the wire protocol: every `Q` (simple query) and `E` (Execute) is a statement,
+ * every `Q` and `S` (Sync) a round trip. Backend bytes pass through untouched. Point an API's
+ * DATABASE_URL at `urlFor(...)` to count the statements a request costs, background work included.
+ */
+export class PgCountingProxy {
+  private readonly sockets = new Set<Socket>();
+  private totals: WireCounts = { statements: 0, roundTrips: 0, connections: 0 };
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(targetHost: string, targetPort: number): Promise<PgCountingProxy> {
+    const port = await freePort();
+    const server = createServer();
+    const proxy = new PgCountingProxy(server, port);
+    server.on('connection', (client) => proxy.relay(client, targetHost, targetPort));
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  /** `databaseUrl` with its host and port replaced by the proxy's. */
+  urlFor(databaseUrl: string): string {
+    const url = new URL(databaseUrl);
+    url.hostname = '127.0.0.1';
+    url.port = String(this.port);
+    return url.toString();
+  }
+
+  counts(): WireCounts {
+    return { ...this.totals };
+  }
+
+  private relay(client: Socket, host: string, port: number): void {
+    this.totals.connections += 1;
+    const upstream = connect({ host, port });
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('error', () => socket.destroy());
+    }
+    let pending: Buffer = Buffer.alloc(0);
+    let started = false;
+    client.on('data', (chunk: Buffer) => {
+      upstream.write(chunk);
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      for (;;) {
+        // Start-up messages carry no type byte: length, then a code or the protocol version.
+        const header = started ? 5 : 8;
+        if (pending.length < header) break;
+        const length = started ? pending.readInt32BE(1) + 1 : pending.readInt32BE(0);
+        if (pending.length < length) break;
+        if (!started) {
+          const code = pending.readInt32BE(4);
+          started = code !== SSL_REQUEST && code !== GSSENC_REQUEST;
+        } else {
+          this.count(String.fromCharCode(pending[0]));
+        }
+        pending = pending.subarray(length);
+      }
+    });
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  }
+
+  private count(type: string): void {
+    if (type === 'Q') {
+      this.totals.statements += 1;
+      this.totals.roundTrips += 1;
+    } else if (type === 'E') {
+      this.totals.statements += 1;
+    } else if (type === 'S') {
+      this.totals.roundTrips += 1;
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
