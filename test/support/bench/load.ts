@@ -22,6 +22,8 @@ export interface LoadResult {
   /** Answers with another status, connection errors and timeouts. */
   errors: number;
   cpu: CpuReport | null;
+  /** The measured part on the monotonic clock (µs), to select a CPU profile's samples. */
+  window: { startUs: number; endUs: number };
 }
 
 function run(
@@ -65,7 +67,9 @@ export async function loadWindow(options: {
   const { url, connections, seconds, expected, next, sampler } = options;
   if (options.warmupSeconds) await run(url, connections, options.warmupSeconds, next);
   await sampler?.start();
+  const startUs = Number(process.hrtime.bigint() / 1000n);
   const result = await run(url, connections, seconds, next);
+  const endUs = Number(process.hrtime.bigint() / 1000n);
   const cpu = sampler ? await sampler.stop() : null;
   const statuses: Record<string, number> = {};
   for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) {
@@ -87,5 +91,6 @@ export async function loadWindow(options: {
     statuses,
     errors: result.requests.total - ok + result.errors + result.timeouts,
     cpu,
+    window: { startUs, endUs },
   };
 }

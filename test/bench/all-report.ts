@@ -1,0 +1,320 @@
+import type { CeilingRun, HttpState, WindowName, WindowResult, WireCost } from './holds-windows';
+import { bestCeiling } from './holds-windows';
+import type { ProfileSummary } from '../support/bench/cpu-profile';
+import type { CpuReport } from '../support/bench/proc-stats';
+import { ratio } from '../support/bench/stats';
+import { fmt, renderTable, type TableRow } from '../support/bench/table';
+
+/* The suite's report: figures, ceilings, goals (issue 11's targets), anomalies; table and JSON. */
+
+interface ChildRun {
+  code: number | null;
+  seconds: number | null;
+  report: { ok?: boolean; summary?: any; error?: string } | null;
+}
+
+export interface HttpPart {
+  windows: Partial<Record<WindowName, WindowResult>>;
+  wire: WireCost[];
+  ceilings: CeilingRun[];
+  apiLog: { levels: Record<string, number>; messages: Record<string, number> };
+  state: HttpState;
+}
+
+export interface SuiteResult {
+  options: { quick: boolean; connections: number };
+  parts: Partial<Record<'stampede' | 'flow' | 'notify' | 'lock', ChildRun>>;
+  http?: HttpPart;
+  profiles: Partial<Record<WindowName, ProfileSummary | { error: string }>>;
+  rss: Record<string, number>;
+  otherCoresBefore: number | null;
+  cpu?: CpuReport;
+}
+
+interface Goal {
+  goal: string;
+  measured: number | null;
+  target: string;
+  status: 'MET' | 'MISSED' | 'n/a';
+}
+
+function goal(
+  name: string,
+  measured: number | null | undefined,
+  op: '>=' | '<=',
+  target: number,
+): Goal {
+  const value = measured ?? null;
+  const met = value === null ? null : op === '>=' ? value >= target : value <= target;
+  return {
+    goal: name,
+    measured: value,
+    target: `${op} ${target}`,
+    status: met === null ? 'n/a' : met ? 'MET' : 'MISSED',
+  };
+}
+
+const perSecond = (value: number | null | undefined) =>
+  value === null || value === undefined ? '-' : `${fmt(value)}/s`;
+
+function httpFigures(http: HttpPart) {
+  const w = http.windows;
+  const minimal = bestCeiling(http.ceilings, 'one-statement hold');
+  const own = bestCeiling(http.ceilings, 'own-SQL replay');
+  const live = w.live?.perSecond ?? null;
+  return {
+    holds: {
+      perSecond: w.holds?.perSecond ?? null,
+      latencyMs: w.holds?.latencyMs ?? null,
+      minimalCeiling: minimal && { tps: minimal.tps, clients: minimal.clients },
+      ownSqlCeiling: own && { tps: own.tps, clients: own.clients },
+      vsMinimal: ratio(w.holds?.perSecond, minimal?.tps),
+      vsOwnSql: ratio(w.holds?.perSecond, own?.tps),
+    },
+    statementsPerHold: http.wire,
+    conflicts: {
+      perSecond: w.conflicts?.perSecond ?? null,
+      live,
+      vsLive: ratio(w.conflicts?.perSecond, live),
+    },
+    availability: {
+      perSecond: w.seats?.perSecond ?? null,
+      live,
+      vsLive: ratio(w.seats?.perSecond, live),
+    },
+    ceilings: http.ceilings,
+  };
+}
+
+function anomalies(result: SuiteResult): string[] {
+  const notes: string[] = [];
+  for (const [name, run] of Object.entries(result.parts)) {
+    if (run.code !== 0 || !run.report?.ok)
+      notes.push(`${name} failed (exit ${run.code}): ${run.report?.error ?? 'no report'}`);
+  }
+  for (const [name, window] of Object.entries(result.http?.windows ?? {})) {
+    if (window.errors > 0)
+      notes.push(
+        `http ${name}: ${window.errors} unexpected answers ${JSON.stringify(window.statuses)}`,
+      );
+    if (window.exhausted) notes.push(`http ${name}: ran out of seats`);
+    if ((window.cpu?.otherCores ?? 0) > 0.25)
+      notes.push(`http ${name}: other processes used ${window.cpu?.otherCores} cores`);
+  }
+  const logged = result.http?.apiLog.levels;
+  if (logged && logged.error + logged.fatal > 0)
+    notes.push(`http: ${logged.error + logged.fatal} API error log lines`);
+  if ((result.otherCoresBefore ?? 0) > 0.25)
+    notes.push(`other processes used ${result.otherCoresBefore} cores before the suite`);
+  return notes;
+}
+
+export function buildReport(result: SuiteResult) {
+  const s = result.parts.stampede?.report?.summary;
+  const flow = result.parts.flow?.report?.summary;
+  const notify = result.parts.notify?.report?.summary;
+  const lock = result.parts.lock?.report?.summary;
+  const http = result.http ? httpFigures(result.http) : null;
+  const peak = Object.values(result.rss).length ? Math.max(...Object.values(result.rss)) : null;
+  const goals = [
+    goal(
+      'stampede: contenders answered without PostgreSQL',
+      s?.lockOn?.answeredWithoutPostgres,
+      '>=',
+      0.999,
+    ),
+    goal(
+      'PostgreSQL statements per hold, one at a time (wire, fan-out included)',
+      http?.statementsPerHold.find((w) => w.concurrency === 1)?.statements,
+      '<=',
+      3,
+    ),
+    goal('distinct-seat holds/s vs pgbench one-statement hold', http?.holds.vsMinimal, '>=', 0.5),
+    goal('409 path vs /health/live', http?.conflicts.vsLive, '>=', 0.6),
+    goal('flow: PostgreSQL transactions per booking', flow?.transactionsPerBooking, '<=', 4),
+    goal('flow: bookings/s vs pgbench minimal flow SQL', flow?.vsMinimal, '>=', 0.5),
+    goal('outbox -> webhooks vs HTTP-only ceiling', notify?.vsHttp, '>=', 0.3),
+    goal('lock pairs/s vs raw SET NX + delete', lock?.oursVsRaw, '>=', 0.9),
+    goal('API peak RSS (MB)', peak, '<=', 250),
+  ];
+  const notes = anomalies(result);
+  const failed = notes.some((note) => /failed|unexpected answers/.test(note));
+  const missedWindows: WindowName[] = [];
+  if (goals[2].status === 'MISSED') missedWindows.push('holds');
+  if (goals[3].status === 'MISSED') missedWindows.push('conflicts');
+  const json = {
+    benchmark: 'all',
+    ok: !failed,
+    figures: {
+      stampede: s ?? null,
+      ...(http ?? {}),
+      flow: flow ?? null,
+      notify: notify ?? null,
+      lock: lock ?? null,
+      peakRssMB: result.rss,
+    },
+    goals,
+    anomalies: notes,
+    profiles: result.profiles,
+    cpu: result.cpu ?? null,
+    otherCoresBefore: result.otherCoresBefore,
+    parts: Object.fromEntries(
+      Object.entries(result.parts).map(([name, run]) => [
+        name,
+        { code: run.code, seconds: run.seconds, report: run.report },
+      ]),
+    ),
+  };
+  return { json, missedWindows, goals, rows: rows(json.figures, http, goals) };
+}
+
+function rows(f: any, http: ReturnType<typeof httpFigures> | null, goals: Goal[]): TableRow[] {
+  const g = (i: number) => `${goals[i].target} ${goals[i].status}`;
+  const out: TableRow[] = [];
+  if (f.stampede) {
+    const on = f.stampede.lockOn;
+    const off = f.stampede.lockOff;
+    out.push({
+      figure: `stampede: ${fmt(f.stampede.contenders)} holds on one seat`,
+      measured: 'lock on',
+      ceiling: 'LOCK_MODE=off',
+    });
+    out.push({
+      figure: '  winners / 409s',
+      measured: `${on?.winners} / ${on?.conflicts}`,
+      ceiling: `${off?.winners} / ${off?.conflicts}`,
+    });
+    out.push({
+      figure: '  PostgreSQL statements on the wire',
+      measured: fmt(on?.statements),
+      ceiling: fmt(off?.statements),
+    });
+    out.push({
+      figure: '  latency p50 / p99 ms',
+      measured: `${fmt(on?.p50Ms, 1)} / ${fmt(on?.p99Ms, 1)}`,
+      ceiling: `${fmt(off?.p50Ms, 1)} / ${fmt(off?.p99Ms, 1)}`,
+    });
+    out.push({
+      figure: '  answered without PostgreSQL',
+      measured: `${fmt((on?.answeredWithoutPostgres ?? 0) * 100, 1)} %`,
+      goal: g(0),
+    });
+    out.push({ figure: '-' });
+  }
+  if (http) {
+    const h = http.holds;
+    out.push({
+      figure: 'holds/s (64 conn.) vs pgbench one-statement hold (physical limit)',
+      measured: perSecond(h.perSecond),
+      ceiling: `${perSecond(h.minimalCeiling?.tps)} (${h.minimalCeiling?.clients} cl.)`,
+      ratio: h.vsMinimal,
+      goal: g(2),
+    });
+    out.push({
+      figure: '  vs pgbench own-SQL replay (our 7-statement hold, pg_notify)',
+      ceiling: `${perSecond(h.ownSqlCeiling?.tps)} (${h.ownSqlCeiling?.clients} cl.)`,
+      ratio: h.vsOwnSql,
+    });
+    for (const run of http.ceilings)
+      out.push({
+        figure: `    pgbench ${run.script}, ${run.clients} clients`,
+        ceiling: perSecond(run.tps),
+      });
+    out.push({
+      figure: '  hold latency p50 / p99 ms',
+      measured: `${fmt(h.latencyMs?.p50, 1)} / ${fmt(h.latencyMs?.p99, 1)}`,
+    });
+    for (const w of http.statementsPerHold) {
+      out.push({
+        figure: `  PostgreSQL statements / round trips per hold, ${w.concurrency} at a time (wire)`,
+        measured: `${fmt(w.statements, 1)} / ${fmt(w.roundTrips, 1)}`,
+        goal: w.concurrency === 1 ? g(1) : undefined,
+      });
+    }
+    out.push({
+      figure: '409 path req/s vs /health/live',
+      measured: perSecond(http.conflicts.perSecond),
+      ceiling: perSecond(http.conflicts.live),
+      ratio: http.conflicts.vsLive,
+      goal: g(3),
+    });
+    out.push({
+      figure: 'availability GET /events/{id}/seats (1,000 seats) vs /health/live',
+      measured: perSecond(http.availability.perSecond),
+      ceiling: perSecond(http.availability.live),
+      ratio: http.availability.vsLive,
+    });
+    out.push({ figure: '-' });
+  }
+  if (f.flow) {
+    out.push({
+      figure: 'hold -> pay -> confirm bookings/s vs pgbench minimal flow SQL',
+      measured: perSecond(f.flow.bookingsPerSecond),
+      ceiling: perSecond(f.flow.minimalCeiling?.tps),
+      ratio: f.flow.vsMinimal,
+      goal: g(5),
+    });
+    out.push({
+      figure: '  vs pgbench own-SQL replay',
+      ceiling: perSecond(f.flow.ownSqlCeiling?.tps),
+      ratio: f.flow.vsOwnSql,
+    });
+    out.push({
+      figure: '  PostgreSQL transactions / statements per booking',
+      measured: `${fmt(f.flow.transactionsPerBooking, 1)} / ${fmt(f.flow.statementsPerBooking, 1)}`,
+      goal: g(4),
+    });
+  }
+  if (f.notify) {
+    out.push({
+      figure: 'outbox -> webhook messages/s vs HTTP-only ceiling',
+      measured: perSecond(f.notify.messagesPerSecond),
+      ceiling: perSecond(f.notify.httpCeiling),
+      ratio: f.notify.vsHttp,
+      goal: g(6),
+    });
+    out.push({
+      figure: '  vs pgbench minimal per-message SQL',
+      ceiling: perSecond(f.notify.minimalSqlCeiling),
+      ratio: f.notify.vsMinimalSql,
+    });
+    out.push({
+      figure: '  vs pgbench own-SQL replay',
+      ceiling: perSecond(f.notify.ownSqlCeiling),
+      ratio: ratio(f.notify.messagesPerSecond, f.notify.ownSqlCeiling),
+    });
+  }
+  if (f.lock) {
+    out.push({
+      figure: `lock acquire+release pairs/s @${f.lock.inflight} vs raw SET NX + delete`,
+      measured: perSecond(f.lock.pairsPerSecond?.ours),
+      ceiling: perSecond(f.lock.pairsPerSecond?.raw),
+      ratio: f.lock.oursVsRaw,
+      goal: g(7),
+    });
+  }
+  out.push({ figure: '-' });
+  out.push({ figure: 'API peak RSS (VmHWM) MB', measured: fmt(goals[8].measured, 1), goal: g(8) });
+  return out;
+}
+
+export function printReport(report: ReturnType<typeof buildReport>, result: SuiteResult): void {
+  const lines = [renderTable(report.rows)];
+  for (const g of report.goals)
+    lines.push(`${g.status.padEnd(7)} ${g.goal}: ${g.measured ?? '-'} (goal ${g.target})`);
+  for (const note of report.json.anomalies) lines.push(`! ${note}`);
+  for (const [name, profile] of Object.entries(result.profiles)) {
+    if ('error' in profile) {
+      lines.push(`profile ${name}: ${profile.error}`);
+      continue;
+    }
+    lines.push(
+      `profile ${name} (${profile.file}): busy ${profile.busyMs} ms, idle ${profile.idlePct} %`,
+    );
+    for (const area of profile.topAreas)
+      lines.push(`  ${String(area.pctOfBusy).padStart(5)} %  ${area.name}`);
+    for (const fn of profile.topFunctions.slice(0, 8))
+      lines.push(`  ${String(fn.pctOfBusy).padStart(5)} %  ${fn.name}`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
