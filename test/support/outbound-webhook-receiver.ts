@@ -11,10 +11,13 @@ export interface OutboundWebhook {
   event: any;
   headers: IncomingHttpHeaders;
   idempotencyKey: string | undefined;
+  /** The path after /hooks/ ('' for /hooks itself): which endpoint of this receiver was called. */
+  endpoint: string;
   /** Why Seatlock-Signature does not sign the raw body with the receiver's secret; null when it does. */
   signatureProblem: string | null;
   /** What this receiver answered, or 'hang' when it never did. */
   answered: number | 'hang';
+  /** Wall-clock milliseconds with sub-millisecond precision, comparable with PostgreSQL's clock. */
   receivedAt: number;
 }
 
@@ -26,6 +29,8 @@ export interface OutboundWebhook {
 export class OutboundWebhookReceiver {
   readonly requests: OutboundWebhook[] = [];
   secret = '';
+  /** Per-endpoint secrets, for one receiver standing in for many endpoints (`${url}/<endpoint>`). */
+  readonly secrets = new Map<string, string>();
   respond: (event: any, index: number) => number | 'hang' = () => 200;
   private readonly hanging: ServerResponse[] = [];
 
@@ -50,23 +55,30 @@ export class OutboundWebhookReceiver {
         const header = request.headers['seatlock-signature'];
         const answered = receiver.respond(event, receiver.requests.length);
         const key = request.headers['idempotency-key'];
+        const endpoint = (request.url ?? '').replace(/^\/hooks\/?/, '');
         receiver.requests.push({
           event,
           headers: request.headers,
           idempotencyKey: typeof key === 'string' ? key : undefined,
+          endpoint,
           signatureProblem: webhookSignatureProblem(
-            receiver.secret,
+            receiver.secrets.get(endpoint) ?? receiver.secret,
             raw,
             typeof header === 'string' ? header : undefined,
           ),
           answered,
-          receivedAt: Date.now(),
+          receivedAt: performance.timeOrigin + performance.now(),
         });
         if (answered === 'hang') receiver.hanging.push(response);
         else response.writeHead(answered).end();
       });
     });
     return receiver;
+  }
+
+  /** Forgets the requests so far (a benchmark's warm-up, say). */
+  reset(): void {
+    this.requests.length = 0;
   }
 
   /** Distinct Idempotency-Keys seen, and how many requests repeated one. */

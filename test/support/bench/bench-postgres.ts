@@ -161,8 +161,10 @@ function parsePgbench(output: string, clients: number): PgbenchResult {
 
 /**
  * pgbench of one custom script (extended protocol, as node-postgres speaks it) on `url`:
- * `clients` clients for `seconds`, `vars` passed with -D. Fails when pgbench fails or any
- * transaction failed: a ceiling that did not do the work is no ceiling.
+ * `clients` clients for `seconds`, or for `transactions` each when given (a script that consumes
+ * prepared rows must not outrun them; `seconds` then only bounds the run), `vars` passed with -D.
+ * Fails when pgbench fails or any transaction failed: a ceiling that did not do the work is no
+ * ceiling.
  */
 export async function runPgbench(
   children: ChildProcesses,
@@ -171,6 +173,7 @@ export async function runPgbench(
     script: string;
     clients: number;
     seconds: number;
+    transactions?: number;
     vars?: Record<string, string | number>;
   },
 ): Promise<PgbenchResult> {
@@ -184,7 +187,9 @@ export async function runPgbench(
       pgbench,
       ...['-n', '-M', 'extended', '-f', file],
       ...['-c', String(options.clients), '-j', String(Math.min(options.clients, 4))],
-      ...['-T', String(options.seconds)],
+      ...(options.transactions
+        ? ['-t', String(options.transactions)]
+        : ['-T', String(options.seconds)]),
       ...Object.entries(options.vars ?? {}).flatMap(([key, value]) => ['-D', `${key}=${value}`]),
       options.url,
     ];
