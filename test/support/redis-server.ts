@@ -52,18 +52,22 @@ export class RedisServer {
   private constructor(
     readonly port: number,
     private readonly extraArgs: string[] = [],
+    private readonly binary = 'redis-server',
   ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  /** `extraArgs`, e.g. `['--replicaof', '127.0.0.1', '6379']`, are passed to redis-server. */
-  static async start(extraArgs: string[] = []): Promise<RedisServer> {
-    if (spawnSync('redis-server', ['--version']).status !== 0) {
-      throw new Error('redis-server is not on PATH: apt-get install redis-server');
+  /**
+   * `extraArgs`, e.g. `['--replicaof', '127.0.0.1', '6379']`, are passed to redis-server;
+   * `binary` names another redis-server executable than the one on PATH.
+   */
+  static async start(extraArgs: string[] = [], binary = 'redis-server'): Promise<RedisServer> {
+    if (spawnSync(binary, ['--version']).status !== 0) {
+      throw new Error(`${binary} does not run: apt-get install redis-server`);
     }
-    const server = new RedisServer(await freePort(), extraArgs);
+    const server = new RedisServer(await freePort(), extraArgs, binary);
     await server.restart();
     return server;
   }
@@ -71,7 +75,7 @@ export class RedisServer {
   /** Starts (again) on the same port, empty: nothing is persisted. */
   async restart(): Promise<void> {
     this.process = spawn(
-      'redis-server',
+      this.binary,
       [
         ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
         // A replica's full sync writes an RDB file: keep it out of the working tree.
@@ -91,6 +95,12 @@ export class RedisServer {
       child.once('exit', () => resolve());
       child.kill('SIGKILL');
     });
+  }
+
+  /** SIGKILL without waiting: for a caller's 'exit' handler, where nothing asynchronous runs. */
+  killSync(): void {
+    const child = this.process;
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 
   /** Freezes the server (SIGSTOP): connections stay open, nothing answers. */
