@@ -52,3 +52,81 @@ SELECT id FROM booking;
 
 /** The pgbench script of the one-statement hold: one hold per transaction. */
 export const HOLD_SCRIPT = CYCLE_VARIABLES + ONE_STATEMENT_HOLD;
+
+/*
+ * The minimal durable SQL of one booking (hold → pay → confirmed): four transactions, each ONE
+ * statement. The gateway's authorization happens between the hold and the payment row, its
+ * capture between the confirm and the capture record. Ids follow the hold's: the booking is
+ * lpad(:bn, '0'), its payment lpad(:bn, 'a'), its customer lpad(:client_id + 1, 'c').
+ */
+
+/**
+ * The payment row once the gateway authorized: status authorized, the intent id and the
+ * idempotency key it was created with, the hold's fence. Amount, currency and fence come from the
+ * booking in the same statement, which also checks it is still held and the customer's.
+ */
+export const AUTHORIZED_PAYMENT = String.raw`INSERT INTO payments (id, booking_id, customer_id, status, next_action,
+                      amount_cents, currency, payment_method, fence, gateway_idempotency_key,
+                      gateway_intent_id)
+SELECT lpad(to_hex(:bn::bigint), 32, 'a')::uuid, id, customer_id, 'authorized', 'confirm',
+       amount_cents, currency, 'pm_card_visa', fence, 'seatlock-pgb-' || :bn, 'pi_pgb_' || :bn
+  FROM bookings
+ WHERE id = lpad(to_hex(:bn::bigint), 32, '0')::uuid
+   AND customer_id = lpad(to_hex(:client_id::bigint + 1), 32, 'c')::uuid AND status = 'held'
+RETURNING id;
+`;
+
+/**
+ * The fenced confirm: the booking held under this fence becomes confirmed, its seats held under
+ * the same fence become booked, plus its timeline entry and outbox row. The fence on both sides
+ * is what makes a late confirm (after an expiry and a new hold) a no-op.
+ */
+export const FENCED_CONFIRM = String.raw`WITH booking AS (
+  UPDATE bookings SET status = 'confirmed', updated_at = now()
+   WHERE id = lpad(to_hex(:bn::bigint), 32, '0')::uuid AND status = 'held'
+     AND fence = :tok::bigint AND expires_at > now()
+  RETURNING id, customer_id, event_id, seat_labels, amount_cents, currency, fence
+), seat AS (
+  UPDATE seats s SET status = 'booked', held_until = NULL
+    FROM booking b
+   WHERE s.event_id = b.event_id AND s.label = ANY(b.seat_labels) AND s.booking_id = b.id
+     AND s.status = 'held' AND s.fence = :tok::bigint
+  RETURNING s.label
+), timeline AS (
+  INSERT INTO booking_timeline (booking_id, type, detail)
+  SELECT id, 'booking.confirmed', 'Paid; ' || array_to_string(seat_labels, ', ') || ' booked'
+    FROM booking
+), outbox AS (
+  INSERT INTO outbox_messages (id, topic, customer_id, aggregate_id, payload)
+  SELECT gen_random_uuid(), 'booking.confirmed', customer_id, id,
+         jsonb_build_object('booking', jsonb_build_object('id', id, 'status', 'confirmed',
+           'seats', seat_labels, 'amountCents', amount_cents, 'currency', currency,
+           'fencingToken', fence::text))
+    FROM booking
+)
+SELECT id, (SELECT count(*) FROM seat) AS booked FROM booking;
+`;
+
+/** The capture, recorded: the payment becomes captured, plus its timeline entry and outbox row. */
+export const CAPTURE_RECORD = String.raw`WITH payment AS (
+  UPDATE payments SET status = 'captured', next_action = NULL, updated_at = clock_timestamp()
+   WHERE id = lpad(to_hex(:bn::bigint), 32, 'a')::uuid AND status = 'authorized'
+  RETURNING id, booking_id, customer_id, amount_cents, currency, gateway_intent_id
+), timeline AS (
+  INSERT INTO booking_timeline (booking_id, type, detail)
+  SELECT booking_id, 'payment.captured', 'Captured ' || amount_cents || ' ' || currency
+    FROM payment
+), outbox AS (
+  INSERT INTO outbox_messages (id, topic, customer_id, aggregate_id, payload)
+  SELECT gen_random_uuid(), 'payment.captured', customer_id, booking_id,
+         jsonb_build_object('payment', jsonb_build_object('id', id, 'bookingId', booking_id,
+           'status', 'captured', 'amountCents', amount_cents, 'currency', currency,
+           'gatewayIntentId', gateway_intent_id))
+    FROM payment
+)
+SELECT id FROM payment;
+`;
+
+/** The pgbench script of one booking's minimal durable SQL: one booking per pgbench transaction. */
+export const MINIMAL_FLOW_SCRIPT =
+  CYCLE_VARIABLES + ONE_STATEMENT_HOLD + AUTHORIZED_PAYMENT + FENCED_CONFIRM + CAPTURE_RECORD;
