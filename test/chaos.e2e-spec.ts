@@ -2,19 +2,19 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 
 /**
- * The short chaos run (`node test/chaos/chaos.js --quick --json`) as CI runs it: its own
+ * The short chaos run (`tsx test/chaos/chaos.ts --quick --json`) as CI runs it: its own
  * PostgreSQL cluster, 3 redis-server nodes, the built gateway simulator and 3 built API instances
  * behind a round-robin proxy, faults on a schedule (a Redis node killed and restarted empty,
  * FLUSHALL, an API instance SIGKILLed and restarted, PostgreSQL restarted, an instance SIGSTOPped
  * past the hold TTL, the gateway stopped and slow), then every check. It needs the build
  * (`npm test` builds first) and touches nothing of the shared PostgreSQL or Redis.
  */
-const CHAOS = resolve(__dirname, 'chaos', 'chaos.js');
+const CHAOS = resolve(__dirname, 'chaos', 'chaos.ts');
 const LIMIT_MS = 175_000;
 
 function runChaos(): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CHAOS, '--quick', '--json'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHAOS, '--quick', '--json'], {
       cwd: resolve(__dirname, '..'),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
