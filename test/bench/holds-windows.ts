@@ -16,6 +16,7 @@ import {
   registerCustomers,
   warmCaches,
 } from '../support/bench/bench-http';
+import type { Client } from 'pg';
 import {
   availableConnections,
   type PgbenchResult,
@@ -48,6 +49,7 @@ const HOLD_SEATS_PER_SECOND = 4_000; // far above what 2 cores reach
 const PGBENCH_SEATS_PER_SECOND = 9_000;
 const CONFLICT_CUSTOMERS = 256;
 const COUNTED_HOLDS = 200;
+const ISOLATED_HOLDS = 40;
 export const PROFILE_SECONDS = 6;
 
 export interface HttpOptions {
@@ -186,18 +188,21 @@ function requests(
   return { ...windows[name], exhausted: () => exhausted };
 }
 
-/** Waits (up to 60 s) until no outbox message is pending: no fan-out left from the last window. */
-async function drainOutbox(databaseUrl: string): Promise<number> {
-  return withClient(databaseUrl, async (client) => {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const { rows } = await client.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM outbox_messages WHERE status = 'pending'`,
-      );
-      if (rows[0].n === 0 || Date.now() > deadline) return rows[0].n;
-      await sleep(250);
-    }
-  });
+/** Waits (up to 60 s) until no outbox message is pending; answers how many still are. */
+async function pendingAfterDrain(client: Client, pollMs = 250): Promise<number> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const { rows } = await client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM outbox_messages WHERE status = 'pending'`,
+    );
+    if (rows[0].n === 0 || Date.now() > deadline) return rows[0].n;
+    await sleep(pollMs);
+  }
+}
+
+/** No fan-out left over from the last window. */
+function drainOutbox(databaseUrl: string): Promise<number> {
+  return withClient(databaseUrl, (client) => pendingAfterDrain(client));
 }
 
 export async function measureWindow(
@@ -226,8 +231,9 @@ export async function measureWindow(
 
 /**
  * Statements per hold on the wire: a second API whose DATABASE_URL goes through a counting proxy
- * holds seats one at a time, then 16 at a time (the dispatcher may batch their fan-out), each run
- * waiting until its outbox is fanned out; the idle rate measured before (polls) is subtracted.
+ * holds seats, its outbox fanned out before the next count. "isolated": one hold, then its
+ * fan-out, then the next (a quiet sale); "16 at a time": the dispatcher may batch their fan-out.
+ * The idle rate measured before (the dispatcher's poll) is subtracted.
  */
 export async function wireCostPerHold(
   children: ChildProcesses,
@@ -242,38 +248,44 @@ export async function wireCostPerHold(
     const event = await createEvent(api.url, options.adminToken, 'Counted', 3, 100);
     const customers = await registerCustomers(api.url, 16, 'all-counted');
     await warmCaches(api.url, customers, [event]);
-    await drainOutbox(options.databaseUrl);
-    const idleStart = proxy.counts().statements;
-    await sleep(3_000);
-    const idlePerSecond = (proxy.counts().statements - idleStart) / 3;
-    const runs: WireCost[] = [];
-    for (const [concurrency, labels] of [
-      [1, event.labels.slice(0, COUNTED_HOLDS / 2)],
-      [16, event.labels.slice(COUNTED_HOLDS / 2, COUNTED_HOLDS * 1.5)],
-    ] as const) {
-      const before = proxy.counts();
-      const started = performance.now();
-      await mapLimit(labels, concurrency, async (label, i) => {
+    return await withClient(options.databaseUrl, async (db) => {
+      await pendingAfterDrain(db);
+      const idleStart = proxy.counts().statements;
+      await sleep(3_000);
+      const idlePerSecond = (proxy.counts().statements - idleStart) / 3;
+      const hold = async (label: string, i: number): Promise<void> => {
         const body = { eventId: event.id, seatIds: [label] };
         const token = customers[i % customers.length].token;
-        expectStatus(
-          await call(api.url, 'POST', '/bookings', { token, body }),
-          201,
-          'counted hold',
-        );
-      });
-      await drainOutbox(options.databaseUrl);
-      const after = proxy.counts();
-      const idle = idlePerSecond * ((performance.now() - started) / 1000);
-      const per = (n: number) => round((n - idle) / labels.length, 2);
-      runs.push({
-        concurrency,
-        holds: labels.length,
-        statements: per(after.statements - before.statements),
-        roundTrips: per(after.roundTrips - before.roundTrips),
-      });
-    }
-    return runs;
+        const answer = await call(api.url, 'POST', '/bookings', { token, body });
+        expectStatus(answer, 201, 'counted hold');
+      };
+      const measure = async (concurrency: number, labels: string[]): Promise<WireCost> => {
+        const before = proxy.counts();
+        const started = performance.now();
+        if (concurrency === 1) {
+          for (const [i, label] of labels.entries()) {
+            await hold(label, i);
+            await pendingAfterDrain(db, 20);
+          }
+        } else {
+          await mapLimit(labels, concurrency, hold);
+          await pendingAfterDrain(db, 20);
+        }
+        const after = proxy.counts();
+        const idle = idlePerSecond * ((performance.now() - started) / 1000);
+        const per = (n: number) => round((n - idle) / labels.length, 2);
+        return {
+          concurrency,
+          holds: labels.length,
+          statements: per(after.statements - before.statements),
+          roundTrips: per(after.roundTrips - before.roundTrips),
+        };
+      };
+      return [
+        await measure(1, event.labels.slice(0, ISOLATED_HOLDS)),
+        await measure(16, event.labels.slice(ISOLATED_HOLDS, ISOLATED_HOLDS + COUNTED_HOLDS)),
+      ];
+    });
   } finally {
     await children.stop(api);
     await proxy.stop();
