@@ -140,7 +140,7 @@ async function quietCheck(minutes: number): Promise<number | null> {
 class RssWatcher {
   part = 'start';
   readonly peakMB: Record<string, number> = {};
-  private readonly timer = setInterval(() => this.poll(), 250);
+  private readonly timer = setInterval(() => this.poll(), 250).unref();
 
   private poll(): void {
     for (const pid of descendantPids()) {

@@ -171,7 +171,7 @@ export class CpuSampler {
     await this.sample(true);
     this.loop = (async () => {
       while (!this.stopped) {
-        await sleep(this.intervalMs);
+        await sleep(this.intervalMs, undefined, { ref: false });
         if (!this.stopped) await this.sample(false).catch(() => undefined);
       }
     })();
