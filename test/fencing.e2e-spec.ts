@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { CatalogService } from '../apps/api/src/modules/catalog/catalog.service';
 import { createEvent, registerCustomer } from './support/fixtures';
@@ -64,16 +65,11 @@ describe('fencing tokens reject a stale writer', () => {
 
     // Bob lets go; the seat is free, but Alice's old token is still older than the row's fence.
     expect((await api.delete(`/bookings/${fresh.body.id}`, { token: bob.token })).status).toBe(200);
-    const reheld = await db.transaction((manager) =>
-      catalog.holdSeats(manager, {
-        eventId,
-        labels: ['A1'],
-        bookingId: stale.body.id,
-        fence: BigInt(staleFence),
-        ttlSeconds: 60,
-      }),
+    const [reheld] = await db.query(
+      `SELECT outcome, newest_fence FROM seatlock_hold($1, $2, $3, $4, 5000, 'EUR', $5, 60)`,
+      [randomUUID(), alice.id, eventId, ['A1'], staleFence],
     );
-    expect(reheld).toBeNull();
+    expect(reheld).toEqual({ outcome: 'stale', newest_fence: fresh.body.fencingToken });
     expect(await seat(eventId, 'A1')).toEqual({
       status: 'free',
       booking_id: null,

@@ -11,6 +11,7 @@ import { InitialSchema1763800000000 } from './migrations/1763800000000-initial-s
 import { Payments1763900000000 } from './migrations/1763900000000-payments';
 import { Notifications1764000000000 } from './migrations/1764000000000-notifications';
 import { NotificationDeliveries1764100000000 } from './migrations/1764100000000-notification-deliveries';
+import { OneStatementHold1764200000000 } from './migrations/1764200000000-one-statement-hold';
 
 export interface DatabaseSettings {
   url: string;
@@ -38,6 +39,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       Payments1763900000000,
       Notifications1764000000000,
       NotificationDeliveries1764100000000,
+      OneStatementHold1764200000000,
     ],
     migrationsRun: settings.migrationsRun ?? false,
     migrationsTransactionMode: 'each',

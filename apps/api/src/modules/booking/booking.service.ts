@@ -8,7 +8,7 @@ import type { AuthenticatedCustomer } from '../../common/auth/auth.decorators';
 import type { Page } from '../../common/pagination/page';
 import type { PageQueryDto } from '../../common/pagination/page-query.dto';
 import { AppConfigService } from '../../config/app-config.service';
-import { inTransaction } from '../../database/in-transaction';
+import { inTransaction, retryingAborted } from '../../database/in-transaction';
 import { CatalogService } from '../catalog/catalog.service';
 import type { SeatMap } from '../catalog/seat-map';
 import { NotificationService } from '../notification/notification.service';
@@ -30,6 +30,15 @@ interface BookingRow {
   expires_at: Date;
   fence: string;
   created_at: Date;
+}
+
+/** One row of seatlock_hold(): what the one-statement hold did. */
+interface HoldResult {
+  outcome: 'held' | 'unavailable' | 'stale';
+  booking: unknown;
+  taken: string[] | null;
+  newest_fence: string | null;
+  expired: number;
 }
 
 /** What the payment module needs of a booking it is about to charge or settle. */
@@ -149,19 +158,19 @@ export class BookingService {
       }
     }
 
-    const write = (fence: bigint | null): Promise<BookingRow> =>
+    const write = (fence: bigint | null): Promise<BookingDto> =>
       this.writeHold(customer, seatMap, labels, bookingId, fence, ttlSeconds);
     try {
-      let row: BookingRow;
+      let booking: BookingDto;
       if (lease) {
-        row = await this.writeWithLease(write, keys, lease);
+        booking = await this.writeWithLease(write, keys, lease);
       } else if (this.lock.mode === 'off') {
-        row = await write(null);
+        booking = await write(null);
       } else {
-        row = await this.fallback.execute(() => write(null));
+        booking = await this.fallback.execute(() => write(null));
       }
       this.metrics.holds.inc({ outcome: 'held' });
-      return toDto(row);
+      return booking;
     } catch (error) {
       if (lease) await this.releaseLease(lease.keys, bookingId);
       if (error instanceof BulkheadRejectedError) throw BookingError.overloaded();
@@ -412,10 +421,10 @@ export class BookingService {
    * PostgreSQL mint the token this once.
    */
   private async writeWithLease(
-    write: (fence: bigint | null) => Promise<BookingRow>,
+    write: (fence: bigint | null) => Promise<BookingDto>,
     keys: string[],
     lease: Lease,
-  ): Promise<BookingRow> {
+  ): Promise<BookingDto> {
     try {
       return await write(lease.fence);
     } catch (error) {
@@ -425,70 +434,48 @@ export class BookingService {
         { fence: lease.fence.toString(), stored: error.newestFence.toString() },
         'PostgreSQL refused a stale fencing token; it mints this one and Redis is ratcheted to it',
       );
-      const row = await write(null);
+      const booking = await write(null);
       // Up to the token PostgreSQL just stored, so the next Redis token beats it.
-      await this.lock.ratchet(keys, BigInt(row.fence)).catch(() => undefined);
-      return row;
+      await this.lock.ratchet(keys, BigInt(booking.fencingToken)).catch(() => undefined);
+      return booking;
     }
   }
 
-  private writeHold(
+  /**
+   * The hold in one statement (seatlock_hold, see its migration): the requested seats locked, their
+   * lapsed holds expired, every seat checked free and older than the token, then seats, booking,
+   * timeline and outbox written together — or nothing at all.
+   */
+  private async writeHold(
     customer: AuthenticatedCustomer,
     seatMap: SeatMap,
     labels: string[],
     bookingId: string,
     fence: bigint | null,
     ttlSeconds: number,
-  ): Promise<BookingRow> {
-    const eventId = seatMap.eventId;
-    return inTransaction(this.dataSource, async (manager) => {
-      for (const expiredId of await this.catalog.freeExpiredHolds(manager, eventId, labels)) {
-        await this.expireBooking(manager, expiredId, 'inline');
-      }
-      const held = await this.catalog.holdSeats(manager, {
-        eventId,
-        labels,
-        bookingId,
-        fence,
-        ttlSeconds,
-      });
-      if (!held) {
-        const seats = await this.catalog.inspectSeats(manager, eventId, labels);
-        // Seats this statement did take (then rolled back) are not someone else's.
-        const taken = seats
-          .filter((seat) => seat.status !== 'free' && seat.bookingId !== bookingId)
-          .map((seat) => seat.label);
-        if (taken.length === 0 && fence !== null) {
-          throw new StaleTokenError(
-            seats.reduce((max, seat) => (BigInt(seat.fence) > max ? BigInt(seat.fence) : max), 0n),
-          );
-        }
-        throw BookingError.seatsUnavailable(taken.length > 0 ? taken : labels);
-      }
-      const amount = labels.reduce((sum, label) => sum + (seatMap.prices.get(label) ?? 0), 0);
-      const [row] = await manager.query<BookingRow[]>(
-        `INSERT INTO bookings (id, customer_id, event_id, status, seat_labels, amount_cents,
-                               currency, expires_at, fence)
-         VALUES ($1, $2, $3, 'held', $4, $5, $6, $7, $8) RETURNING ${BOOKING_COLUMNS}`,
+  ): Promise<BookingDto> {
+    const amount = labels.reduce((sum, label) => sum + (seatMap.prices.get(label) ?? 0), 0);
+    const [result] = await retryingAborted(() =>
+      this.dataSource.query<HoldResult[]>(
+        `SELECT outcome, booking, taken, newest_fence, expired
+         FROM seatlock_hold($1, $2, $3, $4, $5, $6, $7, $8)`,
         [
           bookingId,
           customer.id,
-          eventId,
+          seatMap.eventId,
           labels,
           amount,
           seatMap.currency,
-          held.heldUntil,
-          held.fence,
+          fence?.toString() ?? null,
+          ttlSeconds,
         ],
-      );
-      await this.record(
-        manager,
-        row,
-        'booking.held',
-        `Held ${labels.join(', ')} until ${held.heldUntil.toISOString()} (fencing token ${held.fence})`,
-      );
-      return row;
-    });
+      ),
+    );
+    if (result.expired > 0) this.metrics.expired.inc({ by: 'inline' }, result.expired);
+    if (result.expired > 0 || result.outcome === 'held') this.notifications.committed();
+    if (result.outcome === 'held') return result.booking as BookingDto;
+    if (result.outcome === 'stale') throw new StaleTokenError(BigInt(result.newest_fence ?? 0));
+    throw BookingError.seatsUnavailable(result.taken ?? labels);
   }
 
   /** held → expired when the TTL has passed; frees the seats this booking still holds by fence. */

@@ -11,7 +11,7 @@ import type { EventDto } from './dto/event.dto';
 import type { SeatDto } from './dto/seat.dto';
 import type { SeatStatus } from './seat.entity';
 import { buildSeatMap } from './seat-map.builder';
-import type { HeldSeats, SeatMap, SeatState } from './seat-map';
+import type { SeatMap } from './seat-map';
 
 export const MAX_SEATS_PER_EVENT = 10_000;
 /**
@@ -217,81 +217,6 @@ export class CatalogService {
       prices: new Map(seats.map((seat) => [seat.label, seat.priceCents])),
       seats,
     };
-  }
-
-  /**
-   * Returns the given seats whose hold has passed its TTL to `free`, so an expired hold never blocks
-   * a new one. Answers the bookings that held them, for the caller to expire.
-   */
-  async freeExpiredHolds(
-    manager: EntityManager,
-    eventId: string,
-    labels: string[],
-  ): Promise<string[]> {
-    const [rows] = await manager.query<[{ booking_id: string }[], number]>(
-      `UPDATE seats s SET status = 'free', booking_id = NULL, held_until = NULL
-       FROM (SELECT label, booking_id FROM seats
-             WHERE event_id = $1 AND label = ANY($2) AND status = 'held' AND held_until <= now()
-             FOR UPDATE) old
-       WHERE s.event_id = $1 AND s.label = old.label
-       RETURNING old.booking_id`,
-      [eventId, labels],
-    );
-    return [...new Set(rows.map((row) => row.booking_id))];
-  }
-
-  /**
-   * The hold itself: one conditional UPDATE. It succeeds only for seats that are free and whose
-   * stored fence is smaller than this writer's token; the row count decides who won. With no token
-   * (Redis unreachable or off), PostgreSQL mints one larger than every fence of these seats and
-   * than the current time in microseconds, so tokens keep increasing whichever layer mints them.
-   */
-  async holdSeats(
-    manager: EntityManager,
-    hold: {
-      eventId: string;
-      labels: string[];
-      bookingId: string;
-      fence: bigint | null;
-      ttlSeconds: number;
-    },
-  ): Promise<HeldSeats | null> {
-    const [rows] = await manager.query<
-      [{ label: string; held_until: Date; fence: string }[], number]
-    >(
-      `WITH token AS (
-         SELECT COALESCE($4::bigint, greatest(
-                  max(fence) + 1,
-                  (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)) AS value
-         FROM seats WHERE event_id = $1 AND label = ANY($2)
-       )
-       UPDATE seats s
-       SET status = 'held', booking_id = $3, fence = token.value,
-           held_until = now() + make_interval(secs => $5)
-       FROM token
-       WHERE s.event_id = $1 AND s.label = ANY($2) AND s.status = 'free' AND s.fence < token.value
-       RETURNING s.label, s.held_until, s.fence`,
-      [hold.eventId, hold.labels, hold.bookingId, hold.fence?.toString() ?? null, hold.ttlSeconds],
-    );
-    if (rows.length !== hold.labels.length) return null;
-    return {
-      labels: rows.map((r) => r.label),
-      heldUntil: rows[0].held_until,
-      fence: rows[0].fence,
-    };
-  }
-
-  /** Current status and fence of some seats, to explain a failed conditional write. */
-  async inspectSeats(
-    manager: EntityManager,
-    eventId: string,
-    labels: string[],
-  ): Promise<SeatState[]> {
-    return manager.query<SeatState[]>(
-      `SELECT label, ${EFFECTIVE_STATUS} AS status, booking_id AS "bookingId", fence FROM seats s
-       WHERE event_id = $1 AND label = ANY($2)`,
-      [eventId, labels],
-    );
   }
 
   /**

@@ -12,16 +12,3 @@ export interface SeatMapEntry {
   section: string;
   priceCents: number;
 }
-
-export interface HeldSeats {
-  labels: string[];
-  heldUntil: Date;
-  fence: string;
-}
-
-export interface SeatState {
-  label: string;
-  status: 'free' | 'held' | 'booked';
-  bookingId: string | null;
-  fence: string;
-}

@@ -75,14 +75,6 @@ export class DeliveryRepository {
   constructor(private readonly dataSource: DataSource) {}
 
   /**
-   * In a fan-out transaction that wrote delivery rows: wakes every instance's delivery worker on
-   * commit (and never for a rolled-back fan-out). Several calls in one transaction send one notice.
-   */
-  async notifyDue(manager: EntityManager): Promise<void> {
-    await manager.query(`SELECT pg_notify('${DELIVERY_CHANNEL}', '')`);
-  }
-
-  /**
    * Claims up to `limit` due deliveries of `channels` for `claimToken` until the lease ends, with
    * their messages, in one statement. SKIP LOCKED lets every instance claim at once without waiting
    * on the others; a delivery whose claimer died is due again once its lease has run out.
@@ -258,7 +250,6 @@ export class DeliveryRepository {
            SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.status = 'active'))`,
       [messageId],
     );
-    if (count > 0) await this.notifyDue(manager);
     return count;
   }
 

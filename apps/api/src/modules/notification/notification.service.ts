@@ -1,24 +1,43 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
-import { OUTBOX_CHANNEL } from './outbox-listener';
+import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { DataSource, type EntityManager, type EntitySubscriberInterface } from 'typeorm';
 import type { OutboxMessage } from './outbox-message';
+import { OutboxDispatcherService } from './outbox-dispatcher.service';
+
+/** Set on a transaction's QueryRunner when it wrote outbox rows: wake the dispatcher on commit. */
+const OUTBOX_WRITTEN = 'seatlockOutboxWritten';
 
 /**
  * The notification module's facade. Modules call `enqueue` inside their own transaction, so a
  * message exists exactly when the change it announces committed; nothing is sent from inside.
+ * No NOTIFY goes into that transaction (it would serialize every commit in the cluster): this
+ * instance's dispatcher is woken once the transaction committed, and the poll covers the rest.
  */
 @Injectable()
-export class NotificationService {
+export class NotificationService implements OnModuleInit {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly dispatcher: OutboxDispatcherService,
+  ) {}
+
+  onModuleInit(): void {
+    const wakeOnCommit: EntitySubscriberInterface = {
+      afterTransactionCommit: ({ queryRunner }) => {
+        if (!queryRunner.data?.[OUTBOX_WRITTEN]) return;
+        queryRunner.data[OUTBOX_WRITTEN] = false;
+        this.dispatcher.wake();
+      },
+      afterTransactionRollback: ({ queryRunner }) => {
+        if (queryRunner.data) queryRunner.data[OUTBOX_WRITTEN] = false;
+      },
+    };
+    this.dataSource.subscribers.push(wakeOnCommit);
+  }
+
   async enqueue(manager: EntityManager, message: OutboxMessage): Promise<void> {
-    // pg_notify in the same statement (one round trip): PostgreSQL delivers it only on commit, so
-    // dispatchers wake exactly when the message becomes visible, and never for a rolled-back one.
     await manager.query(
-      `WITH inserted AS (
-         INSERT INTO outbox_messages (id, topic, customer_id, aggregate_id, payload)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id
-       )
-       SELECT pg_notify('${OUTBOX_CHANNEL}', '') FROM inserted`,
+      `INSERT INTO outbox_messages (id, topic, customer_id, aggregate_id, payload)
+       VALUES ($1, $2, $3, $4, $5)`,
       [
         randomUUID(),
         message.topic,
@@ -27,5 +46,13 @@ export class NotificationService {
         JSON.stringify(message.payload),
       ],
     );
+    const runner = manager.queryRunner;
+    if (runner?.isTransactionActive) runner.data = { ...runner.data, [OUTBOX_WRITTEN]: true };
+    else this.dispatcher.wake();
+  }
+
+  /** After a statement that wrote outbox rows and committed on its own (the one-statement hold). */
+  committed(): void {
+    this.dispatcher.wake();
   }
 }

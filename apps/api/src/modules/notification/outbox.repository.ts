@@ -3,7 +3,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../common/pagination/page';
 import type { OutboxStatus } from './outbox-message.entity';
 import type { ClaimedMessage } from './outbox-channel';
-import { DeliveryRepository } from './delivery.repository';
+import { DELIVERY_CHANNEL, DeliveryRepository } from './delivery.repository';
 import { OUTBOX_CHANNEL } from './outbox-listener';
 import { OutboxMessageDto } from './dto/outbox-message.dto';
 
@@ -185,14 +185,14 @@ export class OutboxRepository {
   }
 
   /**
-   * A second chance for a dead message, in one transaction that wakes dispatchers and delivery
-   * workers on commit. A message whose fan-out died goes back to pending with a fresh set of
+   * A second chance for a dead message, in one transaction; every instance's dispatcher and
+   * delivery worker is woken after it committed. A message whose fan-out died goes back to pending with a fresh set of
    * attempts. A message that was fanned out (dispatched_at is set) but whose delivery died goes back
    * to sent, and its dead deliveries to pending with attempts 0: fanning it out again would only
    * write in-app rows twice. null when the message is not dead (or does not exist).
    */
   async revive(id: string): Promise<OutboxMessageDto | null> {
-    return this.dataSource.transaction(async (manager) => {
+    const revived = await this.dataSource.transaction(async (manager) => {
       const [rows] = await manager.query<[OutboxRow[], number]>(
         `UPDATE outbox_messages
          SET status = CASE WHEN dispatched_at IS NULL THEN 'pending' ELSE 'sent' END,
@@ -204,8 +204,14 @@ export class OutboxRepository {
       );
       if (rows.length === 0) return null;
       await this.deliveries.revive(manager, id);
-      await manager.query(`SELECT pg_notify('${OUTBOX_CHANNEL}', '')`);
       return toDto(rows[0]);
     });
+    // After the commit, not inside it: a NOTIFY in a transaction serializes every commit.
+    if (revived) {
+      await this.dataSource.query(
+        `SELECT pg_notify('${OUTBOX_CHANNEL}', ''), pg_notify('${DELIVERY_CHANNEL}', '')`,
+      );
+    }
+    return revived;
   }
 }

@@ -60,8 +60,7 @@ export class EmailChannel implements OutboxChannel {
               (SELECT count(*) FROM inserted)::int AS inserted`,
       [randomUUID(), message.id, message.customerId],
     );
-    if (row.inserted > 0) await this.deliveries.notifyDue(manager);
-    else if (row.targets > 0) this.metrics.duplicates.inc({ channel: this.name });
+    if (row.inserted === 0 && row.targets > 0) this.metrics.duplicates.inc({ channel: this.name });
   }
 
   async send(

@@ -55,7 +55,7 @@ export class WebhookChannel implements OutboxChannel, OnModuleDestroy {
     // Other topics are internal (e.g. one module asking another to act), not customer events.
     if (!message.customerId || !EVENT_TYPES.includes(message.topic)) return;
     // ON CONFLICT: a message fanned out twice (a lost lease) gets each delivery once.
-    const [, inserted] = await manager.query<[unknown[], number]>(
+    await manager.query(
       `INSERT INTO notification_deliveries (id, message_id, channel, target, endpoint_id)
        SELECT gen_random_uuid(), $1, $2, e.url, e.id
        FROM webhook_endpoints e
@@ -65,7 +65,6 @@ export class WebhookChannel implements OutboxChannel, OnModuleDestroy {
        ON CONFLICT (message_id, channel, target) DO NOTHING`,
       [message.id, this.name, message.customerId, ALL_WEBHOOK_EVENTS, message.topic],
     );
-    if (inserted > 0) await this.deliveries.notifyDue(manager);
   }
 
   async send(
