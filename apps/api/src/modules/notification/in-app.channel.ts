@@ -38,4 +38,24 @@ export class InAppChannel implements OutboxChannel {
     );
     if (inserted === 0) this.metrics.duplicates.inc({ channel: this.name });
   }
+
+  fanOutStatement(
+    messages: readonly ClaimedMessage[],
+    param: (value: unknown) => string,
+  ): string | null {
+    const rows = messages.flatMap((message) => {
+      const rendered = message.customerId
+        ? NotificationTemplates.render(message.topic, message.payload)
+        : null;
+      return rendered ? [{ id: message.id, ...rendered }] : [];
+    });
+    if (rows.length === 0) return null;
+    return `INSERT INTO notifications (id, message_id, customer_id, booking_id, type, title, body, created_at)
+      SELECT gen_random_uuid(), s.id, s.customer_id, r.booking_id, s.topic, r.title, r.body, s.created_at
+      FROM unnest(${param(rows.map((r) => r.id))}::uuid[], ${param(rows.map((r) => r.bookingId))}::uuid[],
+                  ${param(rows.map((r) => r.title))}::text[], ${param(rows.map((r) => r.body))}::text[])
+           AS r(message_id, booking_id, title, body)
+      JOIN sent s ON s.id = r.message_id
+      ON CONFLICT (message_id) DO NOTHING RETURNING 1`;
+  }
 }

@@ -23,6 +23,16 @@ export interface OutboxChannel {
   readonly name: string;
   fanOut(manager: EntityManager, message: ClaimedMessage): Promise<void>;
   /**
+   * The same fan-out for a whole batch, as one data-modifying CTE (or null: nothing to write) that
+   * the dispatcher joins into ONE statement with the others. It reads the messages still claimed
+   * from the CTE `sent` (id, topic, customer_id, created_at) and binds values through `param`,
+   * which answers the placeholder (`$n`) of each value it is given.
+   */
+  fanOutStatement(
+    messages: readonly ClaimedMessage[],
+    param: (value: unknown) => string,
+  ): string | null;
+  /**
    * Channels that write notification_deliveries rows (webhook, email) also send them: the delivery
    * worker calls this for each due row whose `channel` is this channel's name, outside any
    * transaction, and records the outcome (attempts, backoff, dead letter). Must not throw for a

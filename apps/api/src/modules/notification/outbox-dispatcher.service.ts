@@ -98,24 +98,8 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
         for (;;) {
           const claimToken = randomUUID();
           const batch = await this.outbox.claim(claimToken, batchSize, leaseMs);
-          // A few fan-outs at once: each is a short transaction that mostly waits on PostgreSQL,
-          // so one at a time leaves both the pool and the database idle.
-          let dispatched = 0;
-          let next = 0;
-          const fanOutWorker = async (): Promise<void> => {
-            while (next < batch.length && !this.stopping) {
-              const message = batch[next];
-              next += 1;
-              if (await this.dispatch(message, claimToken)) dispatched++;
-            }
-          };
-          const concurrency = Math.min(
-            this.config.get('NOTIFY_DISPATCH_CONCURRENCY'),
-            batch.length,
-          );
-          await Promise.all(Array.from({ length: concurrency }, fanOutWorker));
-          // Channels may have written deliveries: this instance's worker starts on them at once
-          // (the webhook channel also NOTIFYs every instance's worker on commit).
+          const dispatched = await this.dispatchBatch(batch, claimToken);
+          // Channels may have written deliveries: this instance's worker starts on them at once.
           if (dispatched > 0) this.deliveryWorker.wake();
           if (batch.length < batchSize || this.stopping) break;
         }
@@ -124,6 +108,33 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
       // The database is away; the poll tries again, and claims taken meanwhile run out.
       this.logger.error({ err: error }, 'Outbox dispatch round failed; retrying on the next poll');
     }
+  }
+
+  /**
+   * The whole batch in one statement; if that fails (one message the channels cannot fan out, say),
+   * one transaction per message, a few at once, so only the bad one is retried and dead-lettered.
+   */
+  private async dispatchBatch(batch: ClaimedMessage[], claimToken: string): Promise<number> {
+    if (batch.length === 0) return 0;
+    try {
+      const sent = await this.outbox.dispatchBatch(batch, claimToken, this.instance, this.channels);
+      this.metrics.dispatched.inc(sent);
+      return sent;
+    } catch (error) {
+      this.logger.debug({ err: error, messages: batch.length }, 'Batch fan-out failed; one by one');
+    }
+    let dispatched = 0;
+    let next = 0;
+    const fanOutWorker = async (): Promise<void> => {
+      while (next < batch.length && !this.stopping) {
+        const message = batch[next];
+        next += 1;
+        if (await this.dispatch(message, claimToken)) dispatched++;
+      }
+    };
+    const concurrency = Math.min(this.config.get('NOTIFY_DISPATCH_CONCURRENCY'), batch.length);
+    await Promise.all(Array.from({ length: concurrency }, fanOutWorker));
+    return dispatched;
   }
 
   private async dispatch(message: ClaimedMessage, claimToken: string): Promise<boolean> {

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../common/pagination/page';
 import type { OutboxStatus } from './outbox-message.entity';
-import type { ClaimedMessage } from './outbox-channel';
+import type { ClaimedMessage, OutboxChannel } from './outbox-channel';
 import { DELIVERY_CHANNEL, DeliveryRepository } from './delivery.repository';
 import { OUTBOX_CHANNEL } from './outbox-listener';
 import { OutboxMessageDto } from './dto/outbox-message.dto';
@@ -108,6 +108,36 @@ export class OutboxRepository {
        WHERE id = $1`,
       [id, instance],
     );
+  }
+
+  /**
+   * The batch's fan-out in ONE statement: the messages still claimed by `claimToken` marked sent,
+   * and every channel's rows for them (each channel's CTE reads them from `sent`), all of it or
+   * nothing. Answers how many were sent; the others' claims were lost to another dispatcher.
+   */
+  async dispatchBatch(
+    batch: readonly ClaimedMessage[],
+    claimToken: string,
+    instance: string,
+    channels: readonly OutboxChannel[],
+  ): Promise<number> {
+    const params: unknown[] = [];
+    const param = (value: unknown): string => `$${params.push(value)}`;
+    const sent = `UPDATE outbox_messages
+        SET status = 'sent', dispatched_at = now(), dispatched_by = ${param(instance)},
+            claimed_by = NULL, claimed_until = NULL, last_error = NULL
+      WHERE id = ANY (${param(batch.map((m) => m.id))}::uuid[])
+        AND claimed_by = ${param(claimToken)} AND status = 'pending'
+      RETURNING id, topic, customer_id, created_at`;
+    const fanOuts = channels
+      .map((channel) => channel.fanOutStatement(batch, param))
+      .filter((sql): sql is string => sql !== null);
+    const ctes = [`sent AS (${sent})`, ...fanOuts.map((sql, i) => `fan_out_${i} AS (${sql})`)];
+    const [row] = await this.dataSource.query<{ sent: number }[]>(
+      `WITH ${ctes.join(',\n')} SELECT count(*)::int AS sent FROM sent`,
+      params,
+    );
+    return row.sent;
   }
 
   /**

@@ -63,6 +63,22 @@ export class EmailChannel implements OutboxChannel {
     if (row.inserted === 0 && row.targets > 0) this.metrics.duplicates.inc({ channel: this.name });
   }
 
+  fanOutStatement(
+    messages: readonly ClaimedMessage[],
+    param: (value: unknown) => string,
+  ): string | null {
+    if (!this.transport.enabled) return null;
+    const ids = messages
+      .filter((m) => m.customerId && EmailTemplates.render(m.topic, m.payload))
+      .map((m) => m.id);
+    if (ids.length === 0) return null;
+    return `INSERT INTO notification_deliveries (id, message_id, channel, target)
+      SELECT gen_random_uuid(), s.id, ${param(this.name)}, c.email
+      FROM sent s JOIN customers c ON c.id = s.customer_id AND btrim(c.email) <> ''
+      WHERE s.id = ANY (${param(ids)}::uuid[])
+      ON CONFLICT (message_id, channel, target) DO NOTHING RETURNING 1`;
+  }
+
   async send(
     delivery: DueDelivery,
     message: ClaimedMessage,

@@ -67,6 +67,21 @@ export class WebhookChannel implements OutboxChannel, OnModuleDestroy {
     );
   }
 
+  fanOutStatement(
+    messages: readonly ClaimedMessage[],
+    param: (value: unknown) => string,
+  ): string | null {
+    if (!messages.some((m) => m.customerId && EVENT_TYPES.includes(m.topic))) return null;
+    return `INSERT INTO notification_deliveries (id, message_id, channel, target, endpoint_id)
+      SELECT gen_random_uuid(), s.id, ${param(this.name)}, e.url, e.id
+      FROM sent s JOIN webhook_endpoints e
+        ON e.customer_id = s.customer_id AND e.status = 'active'
+       AND (${param(ALL_WEBHOOK_EVENTS)} = ANY (e.events) OR s.topic = ANY (e.events))
+      WHERE s.topic = ANY (${param(EVENT_TYPES)}::text[])
+      ORDER BY s.created_at, e.created_at
+      ON CONFLICT (message_id, channel, target) DO NOTHING RETURNING 1`;
+  }
+
   async send(
     delivery: DueDelivery,
     message: ClaimedMessage,
