@@ -98,9 +98,8 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
         for (;;) {
           const claimToken = randomUUID();
           const batch = await this.outbox.claim(claimToken, batchSize, leaseMs);
-          const dispatched = await this.dispatchBatch(batch, claimToken);
-          // Channels may have written deliveries: this instance's worker starts on them at once.
-          if (dispatched > 0) this.deliveryWorker.wake();
+          // Deliveries written: this instance's worker starts on them at once.
+          if (await this.dispatchBatch(batch, claimToken)) this.deliveryWorker.wake();
           if (batch.length < batchSize || this.stopping) break;
         }
       } while (this.again && !this.stopping);
@@ -113,13 +112,19 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
   /**
    * The whole batch in one statement; if that fails (one message the channels cannot fan out, say),
    * one transaction per message, a few at once, so only the bad one is retried and dead-lettered.
+   * Answers whether deliveries may have been written for the delivery worker.
    */
-  private async dispatchBatch(batch: ClaimedMessage[], claimToken: string): Promise<number> {
-    if (batch.length === 0) return 0;
+  private async dispatchBatch(batch: ClaimedMessage[], claimToken: string): Promise<boolean> {
+    if (batch.length === 0) return false;
     try {
-      const sent = await this.outbox.dispatchBatch(batch, claimToken, this.instance, this.channels);
+      const { sent, deliveries } = await this.outbox.dispatchBatch(
+        batch,
+        claimToken,
+        this.instance,
+        this.channels,
+      );
       this.metrics.dispatched.inc(sent);
-      return sent;
+      return deliveries > 0;
     } catch (error) {
       this.logger.debug({ err: error, messages: batch.length }, 'Batch fan-out failed; one by one');
     }
@@ -134,7 +139,7 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
     };
     const concurrency = Math.min(this.config.get('NOTIFY_DISPATCH_CONCURRENCY'), batch.length);
     await Promise.all(Array.from({ length: concurrency }, fanOutWorker));
-    return dispatched;
+    return dispatched > 0;
   }
 
   private async dispatch(message: ClaimedMessage, claimToken: string): Promise<boolean> {

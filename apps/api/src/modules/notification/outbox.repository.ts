@@ -113,14 +113,15 @@ export class OutboxRepository {
   /**
    * The batch's fan-out in ONE statement: the messages still claimed by `claimToken` marked sent,
    * and every channel's rows for them (each channel's CTE reads them from `sent`), all of it or
-   * nothing. Answers how many were sent; the others' claims were lost to another dispatcher.
+   * nothing. Answers how many were sent (the others' claims were lost to another dispatcher) and
+   * how many delivery rows the channels with a worker of their own wrote.
    */
   async dispatchBatch(
     batch: readonly ClaimedMessage[],
     claimToken: string,
     instance: string,
     channels: readonly OutboxChannel[],
-  ): Promise<number> {
+  ): Promise<{ sent: number; deliveries: number }> {
     const params: unknown[] = [];
     const param = (value: unknown): string => `$${params.push(value)}`;
     const sent = `UPDATE outbox_messages
@@ -129,15 +130,21 @@ export class OutboxRepository {
       WHERE id = ANY (${param(batch.map((m) => m.id))}::uuid[])
         AND claimed_by = ${param(claimToken)} AND status = 'pending'
       RETURNING id, topic, customer_id, created_at`;
-    const fanOuts = channels
-      .map((channel) => channel.fanOutStatement(batch, param))
-      .filter((sql): sql is string => sql !== null);
-    const ctes = [`sent AS (${sent})`, ...fanOuts.map((sql, i) => `fan_out_${i} AS (${sql})`)];
-    const [row] = await this.dataSource.query<{ sent: number }[]>(
-      `WITH ${ctes.join(',\n')} SELECT count(*)::int AS sent FROM sent`,
+    const fanOuts = channels.flatMap((channel) => {
+      const sql = channel.fanOutStatement(batch, param);
+      return sql === null ? [] : [{ sql, delivers: channel.send !== undefined }];
+    });
+    const ctes = [`sent AS (${sent})`, ...fanOuts.map((f, i) => `fan_out_${i} AS (${f.sql})`)];
+    const deliveries = fanOuts
+      .map((f, i) => (f.delivers ? `(SELECT count(*) FROM fan_out_${i})` : null))
+      .filter((sql) => sql !== null);
+    const [row] = await this.dataSource.query<{ sent: number; deliveries: number }[]>(
+      `WITH ${ctes.join(',\n')}
+       SELECT (SELECT count(*) FROM sent)::int AS sent,
+              (${['0', ...deliveries].join(' + ')})::int AS deliveries`,
       params,
     );
-    return row.sent;
+    return row;
   }
 
   /**
