@@ -51,9 +51,9 @@ describe('the stale writer, end to end (a holder frozen past its TTL in another 
     const ttl = 400;
     const staleBooking = randomUUID();
     const child = fork(
-      resolve(__dirname, 'support/stale-holder.child.js'),
+      resolve(__dirname, 'support/stale-holder.child.ts'),
       [redis.url, testDatabaseUrl(), key, String(ttl), FENCED_WRITE, eventId, 'A1', staleBooking],
-      { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+      { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--import', 'tsx'] },
     );
     try {
       const holding = await nextMessage(child);

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { pingRedis } from './redis-server';
 import { Client } from 'pg';
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
@@ -51,22 +51,13 @@ async function freshDatabase(url: string): Promise<void> {
 }
 
 async function checkRedis(url: string): Promise<void> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 2000,
-  });
   try {
-    await redis.connect();
-    await redis.ping();
+    await pingRedis(url);
   } catch (error) {
     throw new Error(
       `Cannot reach Redis at ${url} (${(error as Error).message}). ${HOW_TO_START.redis}`,
       { cause: error },
     );
-  } finally {
-    redis.disconnect();
   }
 }
 

@@ -34,6 +34,22 @@ function pingOnce(port: number): Promise<boolean> {
   });
 }
 
+/** One PING through ioredis with no retries; throws what went wrong (for a clear start-up error). */
+export async function pingRedis(url: string, connectTimeoutMs = 2000): Promise<void> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: connectTimeoutMs,
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export async function waitForPing(port: number, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await pingOnce(port))) {

@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Client } from 'pg';
-import { Redis } from 'ioredis';
 import { BenchError } from './cli';
 import type { ChildProcesses } from './child-processes';
+import { pingRedis } from '../redis-server';
 
 /* PostgreSQL and Redis for the benchmarks: this machine's servers, admin connections, pgbench. */
 
@@ -56,19 +56,12 @@ export function localRedisUrl(): string {
 
 /** Fails with a clear message unless Redis at `url` answers a PING within 3 s. */
 export async function requireRedis(url: string): Promise<void> {
-  const probe = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 3_000,
-  });
   try {
-    await probe.connect();
-    await probe.ping();
+    await pingRedis(url, 3_000);
   } catch (error) {
-    throw new BenchError(`Redis at ${url} does not answer (${(error as Error).message})`);
-  } finally {
-    probe.disconnect();
+    throw new BenchError(`Redis at ${url} does not answer (${(error as Error).message})`, {
+      cause: error,
+    });
   }
 }
 
