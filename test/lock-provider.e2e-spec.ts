@@ -36,6 +36,35 @@ describe('LockProvider against a real redis-server', () => {
     await lock.release(other);
   });
 
+  it('usingOrAlone: runs under the lease, answers onBusy while another holds the key, runs alone without Redis', async () => {
+    const ran: string[] = [];
+    const job = async (signal?: AbortSignal) => {
+      ran.push(signal ? 'leased' : 'alone');
+      return 'done';
+    };
+    expect(await lock.usingOrAlone('{job}:sweep', { ttlMs: 5_000 }, job, () => 'busy')).toBe(
+      'done',
+    );
+    const held = await lock.acquireMany(['{job}:sweep'], 5_000);
+    expect(await lock.usingOrAlone('{job}:sweep', { ttlMs: 5_000 }, job, () => 'busy')).toBe(
+      'busy',
+    );
+    await lock.release(held);
+
+    const unreachable = new LockProvider({ mode: 'redis', redisUrl: 'redis://127.0.0.1:9' });
+    const off = new LockProvider({ mode: 'off' });
+    try {
+      expect(await unreachable.usingOrAlone('{job}:x', { ttlMs: 1_000 }, job, () => 'busy')).toBe(
+        'done',
+      );
+      expect(await off.usingOrAlone('{job}:x', { ttlMs: 1_000 }, job, () => 'busy')).toBe('done');
+    } finally {
+      await unreachable.close();
+      await off.close();
+    }
+    expect(ran).toEqual(['leased', 'alone', 'alone']);
+  });
+
   it('mints strictly increasing fencing tokens per key', async () => {
     const tokens: bigint[] = [];
     for (let i = 0; i < 20; i += 1) {

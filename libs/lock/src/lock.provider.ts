@@ -363,6 +363,27 @@ export class LockProvider {
     }
   }
 
+  /**
+   * `using` for work that PostgreSQL keeps correct on its own (background jobs, a payment step): the
+   * lock only keeps instances from doing it twice at once. With the lock off or Redis unreachable,
+   * `work` runs anyway, without a lease or signal; when another holder has the key, `onBusy` answers.
+   */
+  async usingOrAlone<T, B = T>(
+    key: string,
+    options: AcquireOptions,
+    work: (signal?: AbortSignal) => Promise<T>,
+    onBusy: () => B,
+  ): Promise<T | B> {
+    if (this.mode === 'off') return work();
+    try {
+      return await this.using(key, options, ({ signal }) => work(signal));
+    } catch (error) {
+      if (error instanceof LockBusyError) return onBusy();
+      if (error instanceof LockUnavailableError) return work();
+      throw error;
+    }
+  }
+
   /** Frees the keys this lease still owns; another owner's keys are left alone. Safe to retry. */
   release(lease: Pick<Lease, 'keys' | 'owner'>): Promise<number> {
     if (this.mode === 'off') return Promise.reject(this.offError());

@@ -5,7 +5,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { LockBusyError, LockProvider, LockUnavailableError } from '@app/lock';
+import { LockProvider } from '@app/lock';
 import { AppConfigService } from '../../config/app-config.service';
 import { BookingService } from './booking.service';
 
@@ -62,17 +62,7 @@ export class HoldSweeperService implements OnApplicationBootstrap, OnModuleDestr
    * lost). Another instance holding it: null. Redis unreachable or off: runs anyway.
    */
   private async runOnce(job: (signal?: AbortSignal) => Promise<number>): Promise<number | null> {
-    if (this.lock.mode === 'off') return job();
-    try {
-      return await this.lock.using(
-        JOB_KEY,
-        { ttlMs: Math.max(this.config.get('SWEEP_INTERVAL_MS') * 5, 3000) },
-        ({ signal }) => job(signal),
-      );
-    } catch (error) {
-      if (error instanceof LockBusyError) return null;
-      if (error instanceof LockUnavailableError) return job();
-      throw error;
-    }
+    const ttlMs = Math.max(this.config.get('SWEEP_INTERVAL_MS') * 5, 3000);
+    return this.lock.usingOrAlone(JOB_KEY, { ttlMs }, job, () => null);
   }
 }

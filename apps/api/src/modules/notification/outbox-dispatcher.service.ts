@@ -9,7 +9,7 @@ import {
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
-import { LockBusyError, LockProvider, LockUnavailableError } from '@app/lock';
+import { LockProvider } from '@app/lock';
 import { AppConfigService } from '../../config/app-config.service';
 import { DeliveryWorkerService } from './delivery-worker.service';
 import { NotificationMetrics } from './notification.metrics';
@@ -203,14 +203,7 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
       return { released, purged };
     };
     try {
-      if (this.lock.mode === 'off') return await job();
-      try {
-        return await this.lock.using(MAINTENANCE_JOB_KEY, { ttlMs: 30_000 }, () => job());
-      } catch (error) {
-        if (error instanceof LockBusyError) return null;
-        if (error instanceof LockUnavailableError) return await job();
-        throw error;
-      }
+      return await this.lock.usingOrAlone(MAINTENANCE_JOB_KEY, { ttlMs: 30_000 }, job, () => null);
     } catch (error) {
       this.logger.error({ err: error }, 'Outbox maintenance failed; retrying next interval');
       return null;

@@ -5,7 +5,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { LockBusyError, LockProvider, LockUnavailableError } from '@app/lock';
+import { LockProvider } from '@app/lock';
 import { IdempotencyService } from '../../common/idempotency/idempotency.service';
 import { AppConfigService } from '../../config/app-config.service';
 import { PaymentService } from './payment.service';
@@ -54,18 +54,8 @@ export class PaymentReconcilerService implements OnApplicationBootstrap, OnModul
       return finished;
     };
     try {
-      if (this.lock.mode === 'off') return await job();
-      try {
-        return await this.lock.using(
-          JOB_KEY,
-          { ttlMs: Math.max(this.config.get('RECONCILE_INTERVAL_MS') * 3, 10_000) },
-          ({ signal }) => job(signal),
-        );
-      } catch (error) {
-        if (error instanceof LockBusyError) return null;
-        if (error instanceof LockUnavailableError) return await job();
-        throw error;
-      }
+      const ttlMs = Math.max(this.config.get('RECONCILE_INTERVAL_MS') * 3, 10_000);
+      return await this.lock.usingOrAlone(JOB_KEY, { ttlMs }, job, () => null);
     } catch (error) {
       this.logger.error({ err: error }, 'Payment reconciliation failed; retrying next interval');
       return null;

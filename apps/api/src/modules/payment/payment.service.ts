@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { LockBusyError, LockLostError, LockProvider, LockUnavailableError } from '@app/lock';
+import { LockLostError, LockProvider } from '@app/lock';
 import type { AuthenticatedCustomer } from '../../common/auth/auth.decorators';
 import { inTransaction } from '../../database/in-transaction';
 import { BookingService, type PayableBooking } from '../booking/booking.service';
@@ -794,21 +794,15 @@ export class PaymentService implements OnModuleInit {
     work: (signal?: AbortSignal) => Promise<T>,
     skipIfBusy = false,
   ): Promise<T | null> {
-    if (this.lock.mode === 'off') return work();
-    try {
-      return await this.lock.using(
-        paymentLockKey(bookingId),
-        { ttlMs: PAYMENT_LOCK_TTL_MS },
-        ({ signal }) => work(signal),
-      );
-    } catch (error) {
-      if (error instanceof LockBusyError) {
+    return this.lock.usingOrAlone(
+      paymentLockKey(bookingId),
+      { ttlMs: PAYMENT_LOCK_TTL_MS },
+      work,
+      () => {
         if (skipIfBusy) return null;
         throw PaymentError.inProgress();
-      }
-      if (error instanceof LockUnavailableError) return work();
-      throw error;
-    }
+      },
+    );
   }
 
   /** The request's answer: 201 with payment and booking, or the error that says what happened. */
