@@ -1,12 +1,4 @@
 import type { DataSourceOptions } from 'typeorm';
-import { BookingTimelineEntryEntity } from '../modules/booking/booking-timeline-entry.entity';
-import { BookingEntity } from '../modules/booking/booking.entity';
-import { EventEntity } from '../modules/catalog/event.entity';
-import { SeatEntity } from '../modules/catalog/seat.entity';
-import { CustomerEntity } from '../modules/customer/customer.entity';
-import { InAppNotificationEntity } from '../modules/notification/in-app-notification.entity';
-import { OutboxMessageEntity } from '../modules/notification/outbox-message.entity';
-import { PaymentEntity } from '../modules/payment/payment.entity';
 import { InitialSchema1763800000000 } from './migrations/1763800000000-initial-schema';
 import { Payments1763900000000 } from './migrations/1763900000000-payments';
 import { Notifications1764000000000 } from './migrations/1764000000000-notifications';
@@ -19,21 +11,14 @@ export interface DatabaseSettings {
   migrationsRun?: boolean;
 }
 
-/** One definition of the schema's classes, shared by the app, the TypeORM CLI and the tests. */
+/**
+ * The connection and the migrations, shared by the app, the TypeORM CLI and the tests. No entities:
+ * the migrations are the schema's only source, and tables are read and written with SQL.
+ */
 export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
   return {
     type: 'postgres',
     url: settings.url,
-    entities: [
-      CustomerEntity,
-      EventEntity,
-      SeatEntity,
-      BookingEntity,
-      BookingTimelineEntryEntity,
-      OutboxMessageEntity,
-      PaymentEntity,
-      InAppNotificationEntity,
-    ],
     migrations: [
       InitialSchema1763800000000,
       Payments1763900000000,

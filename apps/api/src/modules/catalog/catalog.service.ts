@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
+import { inTransaction } from '../../database/in-transaction';
 import type { Page } from '../../common/pagination/page';
 import type { PageQueryDto } from '../../common/pagination/page-query.dto';
 import { CatalogError } from './catalog.errors';
@@ -9,9 +10,10 @@ import type { CreateEventDto } from './dto/create-event.dto';
 import type { EventWithSeatsDto } from './dto/event-with-seats.dto';
 import type { EventDto } from './dto/event.dto';
 import type { SeatDto } from './dto/seat.dto';
-import type { SeatStatus } from './seat.entity';
+import { EventRepository } from './event.repository';
 import { buildSeatMap } from './seat-map.builder';
 import type { SeatMap } from './seat-map';
+import { SeatRepository } from './seat.repository';
 
 export const MAX_SEATS_PER_EVENT = 10_000;
 /**
@@ -19,54 +21,6 @@ export const MAX_SEATS_PER_EVENT = 10_000;
  * API runs with a capped heap, and 500 events of 10,000 seats would not fit in it.
  */
 const SEAT_MAP_CACHE_MAX_SEATS = 200_000;
-
-interface EventRow {
-  id: string;
-  name: string;
-  venue: string;
-  starts_at: Date;
-  currency: string;
-  sections: EventDto['sections'];
-  created_at: Date;
-  total: number;
-  free: number;
-  held: number;
-  booked: number;
-}
-
-/** A hold whose TTL passed counts as free everywhere it is shown. */
-const EFFECTIVE_STATUS = `CASE WHEN s.status = 'held' AND s.held_until <= now() THEN 'free' ELSE s.status END`;
-
-const STATUS_BY_LETTER: Readonly<Record<string, SeatStatus>> = {
-  f: 'free',
-  h: 'held',
-  b: 'booked',
-};
-
-const EVENT_WITH_COUNTS = `
-  SELECT e.id, e.name, e.venue, e.starts_at, e.currency, e.sections, e.created_at,
-         c.total::int, c.free::int, c.held::int, c.booked::int
-  FROM events e
-  CROSS JOIN LATERAL (
-    SELECT count(*) AS total,
-           count(*) FILTER (WHERE ${EFFECTIVE_STATUS} = 'free') AS free,
-           count(*) FILTER (WHERE ${EFFECTIVE_STATUS} = 'held') AS held,
-           count(*) FILTER (WHERE s.status = 'booked') AS booked
-    FROM seats s WHERE s.event_id = e.id
-  ) c`;
-
-function toEventDto(row: EventRow): EventDto {
-  return {
-    id: row.id,
-    name: row.name,
-    venue: row.venue,
-    startsAt: row.starts_at.toISOString(),
-    currency: row.currency,
-    sections: row.sections,
-    seatCounts: { total: row.total, free: row.free, held: row.held, booked: row.booked },
-    createdAt: row.created_at.toISOString(),
-  };
-}
 
 /**
  * The catalog module's facade: events and seat maps, and the only code that writes `seats`. Every
@@ -78,7 +32,11 @@ export class CatalogService {
   private readonly seatMaps = new Map<string, Promise<SeatMap>>();
   private cachedSeats = 0;
 
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly events: EventRepository,
+    private readonly seats: SeatRepository,
+  ) {}
 
   async createEvent(input: CreateEventDto): Promise<EventWithSeatsDto> {
     const names = input.sections.map((s) => s.name);
@@ -96,31 +54,18 @@ export class CatalogService {
       priceCents,
     }));
     const seats = buildSeatMap(sections);
-    await this.dataSource.transaction(async (manager) => {
-      await manager.query(
-        `INSERT INTO events (id, name, venue, starts_at, currency, sections, seat_count)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [
-          id,
-          input.name,
-          input.venue,
-          input.startsAt,
-          input.currency,
-          JSON.stringify(sections),
-          seatCount,
-        ],
-      );
-      await manager.query(
-        `INSERT INTO seats (event_id, label, section, position, price_cents)
-         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[])`,
-        [
-          id,
-          seats.map((s) => s.label),
-          seats.map((s) => s.section),
-          seats.map((s) => s.position),
-          seats.map((s) => s.priceCents),
-        ],
-      );
+    // The event and its seats, or nothing: no event is ever seen without its seat map.
+    await inTransaction(this.dataSource, async (manager) => {
+      await this.events.insert(manager, {
+        id,
+        name: input.name,
+        venue: input.venue,
+        startsAt: input.startsAt,
+        currency: input.currency,
+        sections,
+        seatCount,
+      });
+      await this.seats.insertAll(manager, id, seats);
     });
     const event = await this.getEvent(id);
     return {
@@ -135,36 +80,21 @@ export class CatalogService {
     };
   }
 
-  async listEvents(page: PageQueryDto): Promise<Page<EventDto>> {
-    const [rows, [{ total }]] = await Promise.all([
-      this.dataSource.query<EventRow[]>(
-        `${EVENT_WITH_COUNTS} ORDER BY e.starts_at, e.id LIMIT $1 OFFSET $2`,
-        [page.limit, page.offset],
-      ),
-      this.dataSource.query<{ total: number }[]>(`SELECT count(*)::int AS total FROM events`),
-    ]);
-    return { items: rows.map(toEventDto), total };
+  listEvents(page: PageQueryDto): Promise<Page<EventDto>> {
+    return this.events.list(page.limit, page.offset);
   }
 
   async getEvent(eventId: string): Promise<EventDto> {
-    const rows = await this.dataSource.query<EventRow[]>(`${EVENT_WITH_COUNTS} WHERE e.id = $1`, [
-      eventId,
-    ]);
-    if (rows.length === 0) throw CatalogError.eventNotFound(eventId);
-    return toEventDto(rows[0]);
+    const event = await this.events.find(eventId);
+    if (!event) throw CatalogError.eventNotFound(eventId);
+    return event;
   }
 
   async listSeats(eventId: string): Promise<SeatDto[]> {
+    // Labels, sections and prices come from the cached map; PostgreSQL sends only the statuses.
     const seatMap = await this.getSeatMap(eventId);
-    // Labels, sections and prices come from the cached map; PostgreSQL sends only each seat's
-    // status as one letter in position order: one short row instead of 1,000 rows to parse and
-    // collect, which was most of this endpoint's garbage and of the API's peak memory.
-    const [{ statuses }] = await this.dataSource.query<{ statuses: string | null }[]>(
-      `SELECT string_agg(left(${EFFECTIVE_STATUS}, 1), '' ORDER BY s.position) AS statuses
-       FROM seats s WHERE s.event_id = $1`,
-      [seatMap.eventId],
-    );
-    if (statuses?.length !== seatMap.seats.length) {
+    const statuses = await this.seats.listStatuses(seatMap.eventId);
+    if (statuses.length !== seatMap.seats.length) {
       throw new Error(`event ${seatMap.eventId}: the cached seat map no longer matches its seats`);
     }
     return seatMap.seats.map((seat, index) => ({
@@ -172,7 +102,7 @@ export class CatalogService {
       section: seat.section,
       priceCents: seat.priceCents,
       currency: seatMap.currency,
-      status: STATUS_BY_LETTER[statuses[index]],
+      status: statuses[index],
     }));
   }
 
@@ -198,69 +128,38 @@ export class CatalogService {
   }
 
   private async loadSeatMap(eventId: string): Promise<SeatMap> {
-    const rows = await this.dataSource.query<
-      { currency: string; label: string; section: string; price_cents: number }[]
-    >(
-      `SELECT e.currency, s.label, s.section, s.price_cents
-       FROM events e JOIN seats s ON s.event_id = e.id WHERE e.id = $1 ORDER BY s.position`,
-      [eventId],
-    );
-    if (rows.length === 0) throw CatalogError.eventNotFound(eventId);
-    const seats = rows.map((row) => ({
-      label: row.label,
-      section: row.section,
-      priceCents: row.price_cents,
-    }));
-    return {
-      eventId,
-      currency: rows[0].currency,
-      prices: new Map(seats.map((seat) => [seat.label, seat.priceCents])),
-      seats,
-    };
+    const seatMap = await this.seats.loadSeatMap(eventId);
+    if (!seatMap) throw CatalogError.eventNotFound(eventId);
+    return seatMap;
   }
 
   /**
    * Frees seats still held under this fence. A writer whose lease was superseded (its seat expired
    * and was held again with a larger token) matches nothing: the answer is how many rows it freed.
    */
-  async releaseSeats(
+  releaseSeats(
     manager: EntityManager,
     seats: { eventId: string; labels: string[]; fence: string },
   ): Promise<number> {
-    const [, count] = await manager.query<[unknown[], number]>(
-      `UPDATE seats SET status = 'free', booking_id = NULL, held_until = NULL
-       WHERE event_id = $1 AND label = ANY($2) AND status = 'held' AND fence = $3`,
-      [seats.eventId, seats.labels, seats.fence],
-    );
-    return count;
+    return this.seats.release(manager, seats);
   }
 
   /**
    * held → booked for a paid booking: only seats still held by this booking under this fence. The
    * caller compares the count with the booking's seats and rolls back on any difference.
    */
-  async bookSeats(
+  bookSeats(
     manager: EntityManager,
     seats: { eventId: string; labels: string[]; bookingId: string; fence: string },
   ): Promise<number> {
-    const [, count] = await manager.query<[unknown, number]>(
-      `UPDATE seats SET status = 'booked', held_until = NULL
-       WHERE event_id = $1 AND label = ANY($2) AND booking_id = $3 AND status = 'held' AND fence = $4`,
-      [seats.eventId, seats.labels, seats.bookingId, seats.fence],
-    );
-    return count;
+    return this.seats.book(manager, seats);
   }
 
   /** booked → free for a cancelled booking; the fence stays, so older tokens stay refused. */
-  async freeBookedSeats(
+  freeBookedSeats(
     manager: EntityManager,
     seats: { eventId: string; labels: string[]; bookingId: string },
   ): Promise<number> {
-    const [, count] = await manager.query<[unknown, number]>(
-      `UPDATE seats SET status = 'free', booking_id = NULL
-       WHERE event_id = $1 AND label = ANY($2) AND booking_id = $3 AND status = 'booked'`,
-      [seats.eventId, seats.labels, seats.bookingId],
-    );
-    return count;
+    return this.seats.freeBooked(manager, seats);
   }
 }

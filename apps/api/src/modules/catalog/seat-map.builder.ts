@@ -1,4 +1,4 @@
-import type { SectionSpec } from './event.entity';
+import type { SectionSpec } from './event.repository';
 
 export interface PlannedSeat {
   label: string;

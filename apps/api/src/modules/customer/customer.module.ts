@@ -1,13 +1,11 @@
 import { Module } from '@nestjs/common';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { CustomerController } from './customer.controller';
-import { CustomerEntity } from './customer.entity';
+import { CustomerRepository } from './customer.repository';
 import { CustomerService } from './customer.service';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([CustomerEntity])],
   controllers: [CustomerController],
-  providers: [CustomerService],
+  providers: [CustomerService, CustomerRepository],
   exports: [CustomerService],
 })
 export class CustomerModule {}

@@ -1,11 +1,9 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { QueryFailedError, Repository } from 'typeorm';
 import type { AuthenticatedCustomer } from '../../common/auth/auth.decorators';
 import { AppConfigService } from '../../config/app-config.service';
-import { CustomerEntity } from './customer.entity';
 import { CustomerError } from './customer.errors';
+import { CustomerRepository } from './customer.repository';
 import type { CreateCustomerDto } from './dto/create-customer.dto';
 import type { CustomerCreatedDto } from './dto/customer-created.dto';
 
@@ -31,7 +29,7 @@ export class CustomerService implements OnModuleInit {
   private adminTokenHash: Buffer;
 
   constructor(
-    @InjectRepository(CustomerEntity) private readonly customers: Repository<CustomerEntity>,
+    private readonly customers: CustomerRepository,
     private readonly config: AppConfigService,
   ) {}
 
@@ -46,23 +44,10 @@ export class CustomerService implements OnModuleInit {
 
   async register(input: CreateCustomerDto): Promise<CustomerCreatedDto> {
     const token = `slk_${randomBytes(32).toString('base64url')}`;
-    const customer = this.customers.create({
-      id: randomUUID(),
-      email: input.email,
-      name: input.name,
-      tokenHash: hashToken(token),
-    });
-    try {
-      await this.customers.insert(customer);
-    } catch (error) {
-      const code = (error as QueryFailedError & { driverError?: { code?: string } }).driverError
-        ?.code;
-      if (error instanceof QueryFailedError && code === '23505') {
-        throw CustomerError.emailTaken(input.email);
-      }
-      throw error;
-    }
-    return { id: customer.id, email: customer.email, name: customer.name, token };
+    const customer = { id: randomUUID(), email: input.email, name: input.name };
+    const inserted = await this.customers.insert({ ...customer, tokenHash: hashToken(token) });
+    if (!inserted) throw CustomerError.emailTaken(input.email);
+    return { ...customer, token };
   }
 
   /** The customer owning this bearer token, or null. */
@@ -71,9 +56,7 @@ export class CustomerService implements OnModuleInit {
     const cached = this.tokenCache.get(hash);
     if (cached && Date.now() - cached.at < TOKEN_CACHE_TTL_MS) return cached.customer;
     if (this.tokenCache.size >= TOKEN_CACHE_MAX) this.tokenCache.clear();
-    const customer = this.customers
-      .findOne({ where: { tokenHash: hash } })
-      .then((row) => (row ? { id: row.id, email: row.email, name: row.name } : null));
+    const customer = this.customers.findByTokenHash(hash);
     this.tokenCache.set(hash, { customer, at: Date.now() });
     // Unknown tokens and failed lookups are not remembered: a token may be registered a moment later.
     customer.then(

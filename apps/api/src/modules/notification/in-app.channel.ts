@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
+import { InAppNotificationRepository } from './in-app-notification.repository';
 import { NotificationMetrics } from './notification.metrics';
 import { NotificationTemplates } from './notification-templates';
 import type { ClaimedMessage, OutboxChannel } from './outbox-channel';
@@ -13,30 +13,25 @@ import type { ClaimedMessage, OutboxChannel } from './outbox-channel';
 export class InAppChannel implements OutboxChannel {
   readonly name = 'in_app';
 
-  constructor(private readonly metrics: NotificationMetrics) {}
+  constructor(
+    private readonly notifications: InAppNotificationRepository,
+    private readonly metrics: NotificationMetrics,
+  ) {}
 
   async fanOut(manager: EntityManager, message: ClaimedMessage): Promise<void> {
     if (!message.customerId) return;
     const rendered = NotificationTemplates.render(message.topic, message.payload);
     if (!rendered) return;
-    // customer_id references customers: a message for a customer who does not exist fails here,
-    // and so is retried and dead-lettered instead of silently dropped.
-    const [, inserted] = await manager.query<[unknown[], number]>(
-      `INSERT INTO notifications (id, message_id, customer_id, booking_id, type, title, body, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-       ON CONFLICT (message_id) DO NOTHING`,
-      [
-        randomUUID(),
-        message.id,
-        message.customerId,
-        rendered.bookingId,
-        message.topic,
-        rendered.title,
-        rendered.body,
-        message.createdAt,
-      ],
-    );
-    if (inserted === 0) this.metrics.duplicates.inc({ channel: this.name });
+    const inserted = await this.notifications.insert(manager, {
+      messageId: message.id,
+      customerId: message.customerId,
+      bookingId: rendered.bookingId,
+      type: message.topic,
+      title: rendered.title,
+      body: rendered.body,
+      createdAt: message.createdAt,
+    });
+    if (!inserted) this.metrics.duplicates.inc({ channel: this.name });
   }
 
   fanOutStatement(
@@ -47,15 +42,8 @@ export class InAppChannel implements OutboxChannel {
       const rendered = message.customerId
         ? NotificationTemplates.render(message.topic, message.payload)
         : null;
-      return rendered ? [{ id: message.id, ...rendered }] : [];
+      return rendered ? [{ messageId: message.id, ...rendered }] : [];
     });
-    if (rows.length === 0) return null;
-    return `INSERT INTO notifications (id, message_id, customer_id, booking_id, type, title, body, created_at)
-      SELECT gen_random_uuid(), s.id, s.customer_id, r.booking_id, s.topic, r.title, r.body, s.created_at
-      FROM unnest(${param(rows.map((r) => r.id))}::uuid[], ${param(rows.map((r) => r.bookingId))}::uuid[],
-                  ${param(rows.map((r) => r.title))}::text[], ${param(rows.map((r) => r.body))}::text[])
-           AS r(message_id, booking_id, title, body)
-      JOIN sent s ON s.id = r.message_id
-      ON CONFLICT (message_id) DO NOTHING RETURNING 1`;
+    return rows.length > 0 ? this.notifications.insertBatchStatement(rows, param) : null;
   }
 }

@@ -1,5 +1,5 @@
 import { DomainError } from '../../common/errors/domain.error';
-import type { OutboxStatus } from './outbox-message.entity';
+import type { OutboxStatus } from './outbox.repository';
 
 /** Coded failures of the notification module. */
 export class NotificationError extends DomainError {

@@ -6,6 +6,7 @@ import { DeliveryWorkerService } from './delivery-worker.service';
 import { DeliveryRepository } from './delivery.repository';
 import { EmailTransport } from './email/email-transport.service';
 import { EmailChannel } from './email/email.channel';
+import { InAppNotificationRepository } from './in-app-notification.repository';
 import { InAppNotificationService } from './in-app-notification.service';
 import { InAppChannel } from './in-app.channel';
 import { NotificationController } from './notification.controller';
@@ -34,6 +35,7 @@ import { WebhookChannel } from './webhook/webhook.channel';
     OutboxRepository,
     OutboxDispatcherService,
     OutboxAdminService,
+    InAppNotificationRepository,
     InAppNotificationService,
     InAppChannel,
     DeliveryRepository,

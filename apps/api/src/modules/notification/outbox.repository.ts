@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../common/pagination/page';
-import type { OutboxStatus } from './outbox-message.entity';
 import type { ClaimedMessage, OutboxChannel } from './outbox-channel';
 import { DELIVERY_CHANNEL, DeliveryRepository } from './delivery.repository';
 import { OUTBOX_CHANNEL } from './outbox-listener';
 import { OutboxMessageDto } from './dto/outbox-message.dto';
+
+export type OutboxStatus = 'pending' | 'sent' | 'dead';
 
 interface OutboxRow {
   id: string;

@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import type { SeatStatus } from '../seat.entity';
+import type { SeatStatus } from '../seat.repository';
 
 export class SeatDto {
   /** Row letters + number, unique within the event, e.g. `D12`. */

@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import type { OutboxStatus } from '../outbox-message.entity';
+import type { OutboxStatus } from '../outbox.repository';
 
 /** An outbox message as operators see it. */
 export class OutboxMessageDto {

@@ -1,7 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional } from 'class-validator';
 import { PageQueryDto } from '../../../common/pagination/page-query.dto';
-import type { OutboxStatus } from '../outbox-message.entity';
+import type { OutboxStatus } from '../outbox.repository';
 
 /** `?status=dead&limit=&offset=` */
 export class OutboxQueryDto extends PageQueryDto {

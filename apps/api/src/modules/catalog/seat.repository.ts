@@ -1,0 +1,124 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource, type EntityManager } from 'typeorm';
+import type { SeatMap } from './seat-map';
+import type { PlannedSeat } from './seat-map.builder';
+
+export type SeatStatus = 'free' | 'held' | 'booked';
+
+/** A hold whose TTL passed counts as free everywhere it is shown (`s` is the seats row). */
+export const EFFECTIVE_SEAT_STATUS = `CASE WHEN s.status = 'held' AND s.held_until <= now() THEN 'free' ELSE s.status END`;
+
+const STATUS_BY_LETTER: Readonly<Record<string, SeatStatus>> = {
+  f: 'free',
+  h: 'held',
+  b: 'booked',
+};
+
+interface SeatMapRow {
+  currency: string;
+  label: string;
+  section: string;
+  price_cents: number;
+}
+
+/**
+ * The seats table. Every write is conditional (status, fence) and runs in the caller's transaction,
+ * so a writer whose lease was superseded changes nothing.
+ */
+@Injectable()
+export class SeatRepository {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /** The new event's seats, all free, in one statement. */
+  async insertAll(
+    manager: EntityManager,
+    eventId: string,
+    seats: readonly PlannedSeat[],
+  ): Promise<void> {
+    await manager.query(
+      `INSERT INTO seats (event_id, label, section, position, price_cents)
+       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[])`,
+      [
+        eventId,
+        seats.map((s) => s.label),
+        seats.map((s) => s.section),
+        seats.map((s) => s.position),
+        seats.map((s) => s.priceCents),
+      ],
+    );
+  }
+
+  /** The event's seat labels and prices in position order, with its currency; null if no event. */
+  async loadSeatMap(eventId: string): Promise<SeatMap | null> {
+    const rows = await this.dataSource.query<SeatMapRow[]>(
+      `SELECT e.currency, s.label, s.section, s.price_cents
+       FROM events e JOIN seats s ON s.event_id = e.id WHERE e.id = $1 ORDER BY s.position`,
+      [eventId],
+    );
+    if (rows.length === 0) return null;
+    const seats = rows.map((row) => ({
+      label: row.label,
+      section: row.section,
+      priceCents: row.price_cents,
+    }));
+    return {
+      eventId,
+      currency: rows[0].currency,
+      prices: new Map(seats.map((seat) => [seat.label, seat.priceCents])),
+      seats,
+    };
+  }
+
+  /**
+   * Each seat's effective status in position order. PostgreSQL sends them as one letter per seat in
+   * one short row instead of 1,000 rows to parse and collect, which was most of the seat map
+   * endpoint's garbage and of the API's peak memory.
+   */
+  async listStatuses(eventId: string): Promise<SeatStatus[]> {
+    const [{ statuses }] = await this.dataSource.query<{ statuses: string | null }[]>(
+      `SELECT string_agg(left(${EFFECTIVE_SEAT_STATUS}, 1), '' ORDER BY s.position) AS statuses
+       FROM seats s WHERE s.event_id = $1`,
+      [eventId],
+    );
+    return Array.from(statuses ?? '', (letter) => STATUS_BY_LETTER[letter]);
+  }
+
+  /** held → free, only for seats still held under this fence; answers how many rows it freed. */
+  async release(
+    manager: EntityManager,
+    seats: { eventId: string; labels: string[]; fence: string },
+  ): Promise<number> {
+    const [, count] = await manager.query<[unknown[], number]>(
+      `UPDATE seats SET status = 'free', booking_id = NULL, held_until = NULL
+       WHERE event_id = $1 AND label = ANY($2) AND status = 'held' AND fence = $3`,
+      [seats.eventId, seats.labels, seats.fence],
+    );
+    return count;
+  }
+
+  /** held → booked, only for seats still held by this booking under this fence. */
+  async book(
+    manager: EntityManager,
+    seats: { eventId: string; labels: string[]; bookingId: string; fence: string },
+  ): Promise<number> {
+    const [, count] = await manager.query<[unknown, number]>(
+      `UPDATE seats SET status = 'booked', held_until = NULL
+       WHERE event_id = $1 AND label = ANY($2) AND booking_id = $3 AND status = 'held' AND fence = $4`,
+      [seats.eventId, seats.labels, seats.bookingId, seats.fence],
+    );
+    return count;
+  }
+
+  /** booked → free for this booking; the fence stays, so older tokens stay refused. */
+  async freeBooked(
+    manager: EntityManager,
+    seats: { eventId: string; labels: string[]; bookingId: string },
+  ): Promise<number> {
+    const [, count] = await manager.query<[unknown, number]>(
+      `UPDATE seats SET status = 'free', booking_id = NULL
+       WHERE event_id = $1 AND label = ANY($2) AND booking_id = $3 AND status = 'booked'`,
+      [seats.eventId, seats.labels, seats.bookingId],
+    );
+    return count;
+  }
+}
