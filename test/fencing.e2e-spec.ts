@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { CatalogService } from '../apps/api/src/modules/catalog/catalog.service';
 import { createEvent, registerCustomer } from './support/fixtures';
 import { TestApp } from './support/test-app';
 
@@ -12,12 +11,10 @@ import { TestApp } from './support/test-app';
 describe('fencing tokens reject a stale writer', () => {
   let api: TestApp;
   let db: DataSource;
-  let catalog: CatalogService;
 
   beforeAll(async () => {
     api = await TestApp.start({ HOLD_TTL_SECONDS: '1', SWEEP_INTERVAL_MS: '100' });
     db = api.app.get(DataSource);
-    catalog = api.app.get(CatalogService);
   });
 
   afterAll(async () => {
@@ -47,11 +44,13 @@ describe('fencing tokens reject a stale writer', () => {
     expect(fresh.status).toBe(201);
     expect(BigInt(fresh.body.fencingToken)).toBeGreaterThan(BigInt(staleFence));
 
-    // Alice's write path resumes with her old token.
-    const released = await db.transaction((manager) =>
-      catalog.releaseSeats(manager, { eventId, labels: ['A1'], fence: staleFence }),
-    );
-    expect(released).toBe(0);
+    // Alice's write paths resume with her old token: her release (the statement DELETE runs) finds
+    // her booking ended, and the fenced seat write matches nothing.
+    const [released] = await db.query(`SELECT outcome FROM seatlock_release($1, $2)`, [
+      stale.body.id,
+      alice.id,
+    ]);
+    expect(released.outcome).toBe('unchanged');
     const [, confirmed] = await db.query(
       `UPDATE seats SET status = 'booked' WHERE event_id = $1 AND label = ANY($2) AND status = 'held' AND fence = $3`,
       [eventId, ['A1'], staleFence],
@@ -90,13 +89,24 @@ describe('fencing tokens reject a stale writer', () => {
       { eventId, seatIds: ['B1', 'B2'] },
       { token: alice.token },
     );
-    const fence = hold.body.fencingToken as string;
-    const first = await db.transaction((manager) =>
-      catalog.releaseSeats(manager, { eventId, labels: ['B1', 'B2'], fence }),
+    expect(hold.status).toBe(201);
+    // Twenty concurrent releases of the same hold, as the statement the API runs.
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        db.query(`SELECT outcome FROM seatlock_release($1, $2)`, [hold.body.id, alice.id]),
+      ),
     );
-    const second = await db.transaction((manager) =>
-      catalog.releaseSeats(manager, { eventId, labels: ['B1', 'B2'], fence }),
-    );
-    expect([first, second]).toEqual([2, 0]);
+    const counted = outcomes.map(([row]) => (row as { outcome: string }).outcome).sort();
+    expect(counted).toEqual(['released', ...Array.from({ length: 19 }, () => 'unchanged')]);
+    expect(await seat(eventId, 'B1')).toEqual({
+      status: 'free',
+      booking_id: null,
+      fence: hold.body.fencingToken,
+    });
+    const timeline = await api.get(`/bookings/${hold.body.id}/events`, { token: alice.token });
+    expect(timeline.body.map((entry: { type: string }) => entry.type)).toEqual([
+      'booking.held',
+      'booking.released',
+    ]);
   });
 });

@@ -22,16 +22,23 @@ const GSSENC_REQUEST = 80877104;
 export class PgCountingProxy {
   private readonly sockets = new Set<Socket>();
   private totals: WireCounts = { statements: 0, roundTrips: 0, connections: 0 };
+  /** With `logStatements`, the SQL of every statement run through the proxy, in order. */
+  private readonly executed: string[] = [];
 
   private constructor(
     private readonly server: Server,
     readonly port: number,
+    private readonly logStatements: boolean,
   ) {}
 
-  static async start(targetHost: string, targetPort: number): Promise<PgCountingProxy> {
+  static async start(
+    targetHost: string,
+    targetPort: number,
+    options: { logStatements?: boolean } = {},
+  ): Promise<PgCountingProxy> {
     const port = await freePort();
     const server = createServer();
-    const proxy = new PgCountingProxy(server, port);
+    const proxy = new PgCountingProxy(server, port, options.logStatements ?? false);
     server.on('connection', (client) => proxy.relay(client, targetHost, targetPort));
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     return proxy;
@@ -43,6 +50,11 @@ export class PgCountingProxy {
     url.hostname = '127.0.0.1';
     url.port = String(this.port);
     return url.toString();
+  }
+
+  /** The SQL of the statements run since `from` (an earlier `statementLog().length`). */
+  statementLog(from = 0): string[] {
+    return this.executed.slice(from);
   }
 
   counts(): WireCounts {
@@ -59,6 +71,8 @@ export class PgCountingProxy {
     }
     let pending: Buffer = Buffer.alloc(0);
     let started = false;
+    // The text of the last Parse on this connection: what its next Execute runs.
+    let parsed = '';
     client.on('data', (chunk: Buffer) => {
       upstream.write(chunk);
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
@@ -72,7 +86,13 @@ export class PgCountingProxy {
           const code = pending.readInt32BE(4);
           started = code !== SSL_REQUEST && code !== GSSENC_REQUEST;
         } else {
-          this.count(String.fromCharCode(pending[0]));
+          const type = String.fromCharCode(pending[0]);
+          this.count(type);
+          if (this.logStatements) {
+            if (type === 'P') parsed = queryOfParse(pending.subarray(5, length));
+            if (type === 'E') this.executed.push(parsed);
+            if (type === 'Q') this.executed.push(cString(pending, 5));
+          }
         }
         pending = pending.subarray(length);
       }
@@ -97,4 +117,16 @@ export class PgCountingProxy {
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** A NUL-terminated string of a protocol message, from `offset`. */
+function cString(message: Buffer, offset: number): string {
+  const end = message.indexOf(0, offset);
+  return message.toString('utf8', offset, end < 0 ? message.length : end);
+}
+
+/** Parse: the statement's name, then its query text. */
+function queryOfParse(body: Buffer): string {
+  const nameEnd = body.indexOf(0);
+  return cString(body, nameEnd + 1);
 }

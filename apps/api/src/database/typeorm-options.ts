@@ -4,6 +4,7 @@ import { Payments1763900000000 } from './migrations/1763900000000-payments';
 import { Notifications1764000000000 } from './migrations/1764000000000-notifications';
 import { NotificationDeliveries1764100000000 } from './migrations/1764100000000-notification-deliveries';
 import { OneStatementHold1764200000000 } from './migrations/1764200000000-one-statement-hold';
+import { OneStatementPayments1764300000000 } from './migrations/1764300000000-one-statement-payments';
 
 export interface DatabaseSettings {
   url: string;
@@ -25,6 +26,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       Notifications1764000000000,
       NotificationDeliveries1764100000000,
       OneStatementHold1764200000000,
+      OneStatementPayments1764300000000,
     ],
     migrationsRun: settings.migrationsRun ?? false,
     migrationsTransactionMode: 'each',

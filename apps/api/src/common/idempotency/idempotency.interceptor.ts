@@ -17,7 +17,13 @@ import {
   MAX_IDEMPOTENCY_KEY_LENGTH,
 } from './idempotency-headers';
 import { IdempotencyError } from './idempotency.errors';
-import { IdempotencyService, requestFingerprint } from './idempotency.service';
+import { IdempotencyRepository } from './idempotency.repository';
+import {
+  IDEMPOTENT_REQUEST,
+  IdempotencyRefused,
+  IdempotentRequest,
+  requestFingerprint,
+} from './idempotent-request';
 import { ReplayedResponse } from './replayed-response';
 
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
@@ -42,13 +48,15 @@ function isStorable(error: unknown): error is DomainError {
  * Makes a customer's POST safe to retry (`Idempotency-Key` required): the first request with a key
  * runs and its answer, success or error, is stored; the same key and body get that answer again with
  * `Idempotent-Replayed: true`; another body is 422; a request while the first still runs is 409.
+ * The handler claims the key in its own first statement (see IdempotentRequest); this interceptor
+ * checks the header, answers a refused claim, and stores what the handler did not.
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
   private readonly logger = new Logger(IdempotencyInterceptor.name);
 
   constructor(
-    private readonly store: IdempotencyService,
+    private readonly store: IdempotencyRepository,
     private readonly config: AppConfigService,
   ) {}
 
@@ -74,19 +82,21 @@ export class IdempotencyInterceptor implements NestInterceptor {
     // Past the gateway's whole budget (and the reconciler's grace) a claim is surely abandoned.
     const leaseMs = this.config.get('GATEWAY_TIMEOUT_MS') * 2 + 30_000;
 
-    const claim = await this.store.claim(customerId, header, fingerprint, leaseMs);
-    if (claim.kind === 'mismatch') throw IdempotencyError.keyReused();
-    if (claim.kind === 'in_flight') throw IdempotencyError.inFlight();
-    if (claim.kind === 'completed') {
-      if (claim.status >= 400) throw new ReplayedResponse(claim.status, claim.body);
-      reply.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
-      return claim.body;
-    }
+    const idempotent = new IdempotentRequest(
+      customerId,
+      header,
+      fingerprint,
+      leaseMs,
+      reply.statusCode,
+    );
+    (request as unknown as Record<string, IdempotentRequest>)[IDEMPOTENT_REQUEST] = idempotent;
 
     let body: unknown;
     try {
       body = await lastValueFrom(next.handle(), { defaultValue: undefined });
     } catch (error) {
+      if (error instanceof IdempotencyRefused) return this.refused(error, reply);
+      if (!idempotent.claimed) throw error;
       if (isStorable(error)) {
         const stored = problemBody(
           {
@@ -104,9 +114,22 @@ export class IdempotencyInterceptor implements NestInterceptor {
       }
       throw error;
     }
-    // Success answers of these routes are the route's declared status (201 for a POST).
-    await this.settle(() => this.store.complete(customerId, header, reply.statusCode, body));
+    if (!idempotent.claimed) {
+      throw new Error(`${request.method} ${request.url} answered without claiming its key`);
+    }
+    if (!idempotent.answered) {
+      await this.settle(() => this.store.complete(customerId, header, reply.statusCode, body));
+    }
     return body;
+  }
+
+  /** The key was not this request's: the stored answer again, 422 or 409. */
+  private refused({ claim }: IdempotencyRefused, reply: FastifyReply): unknown {
+    if (claim.kind === 'mismatch') throw IdempotencyError.keyReused();
+    if (claim.kind === 'in_flight') throw IdempotencyError.inFlight();
+    if (claim.status >= 400) throw new ReplayedResponse(claim.status, claim.body);
+    reply.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
+    return claim.body;
   }
 
   /**

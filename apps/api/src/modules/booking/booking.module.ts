@@ -5,13 +5,21 @@ import { CatalogModule } from '../catalog/catalog.module';
 import { NotificationModule } from '../notification/notification.module';
 import { BookingController } from './booking.controller';
 import { BookingMetrics } from './booking.metrics';
+import { BookingRepository } from './booking.repository';
 import { BookingService } from './booking.service';
+import { BookingTimelineRepository } from './booking-timeline.repository';
 import { HoldSweeperService } from './hold-sweeper.service';
 
 @Module({
   imports: [CatalogModule, NotificationModule, MetricsModule, LockProviderModule],
   controllers: [BookingController],
-  providers: [BookingService, BookingMetrics, HoldSweeperService],
+  providers: [
+    BookingService,
+    BookingRepository,
+    BookingTimelineRepository,
+    BookingMetrics,
+    HoldSweeperService,
+  ],
   exports: [BookingService],
 })
 export class BookingModule {}

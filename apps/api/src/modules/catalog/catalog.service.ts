@@ -133,28 +133,6 @@ export class CatalogService {
     return seatMap;
   }
 
-  /**
-   * Frees seats still held under this fence. A writer whose lease was superseded (its seat expired
-   * and was held again with a larger token) matches nothing: the answer is how many rows it freed.
-   */
-  releaseSeats(
-    manager: EntityManager,
-    seats: { eventId: string; labels: string[]; fence: string },
-  ): Promise<number> {
-    return this.seats.release(manager, seats);
-  }
-
-  /**
-   * held → booked for a paid booking: only seats still held by this booking under this fence. The
-   * caller compares the count with the booking's seats and rolls back on any difference.
-   */
-  bookSeats(
-    manager: EntityManager,
-    seats: { eventId: string; labels: string[]; bookingId: string; fence: string },
-  ): Promise<number> {
-    return this.seats.book(manager, seats);
-  }
-
   /** booked → free for a cancelled booking; the fence stays, so older tokens stay refused. */
   freeBookedSeats(
     manager: EntityManager,

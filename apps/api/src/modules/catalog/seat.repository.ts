@@ -83,32 +83,6 @@ export class SeatRepository {
     return Array.from(statuses ?? '', (letter) => STATUS_BY_LETTER[letter]);
   }
 
-  /** held → free, only for seats still held under this fence; answers how many rows it freed. */
-  async release(
-    manager: EntityManager,
-    seats: { eventId: string; labels: string[]; fence: string },
-  ): Promise<number> {
-    const [, count] = await manager.query<[unknown[], number]>(
-      `UPDATE seats SET status = 'free', booking_id = NULL, held_until = NULL
-       WHERE event_id = $1 AND label = ANY($2) AND status = 'held' AND fence = $3`,
-      [seats.eventId, seats.labels, seats.fence],
-    );
-    return count;
-  }
-
-  /** held → booked, only for seats still held by this booking under this fence. */
-  async book(
-    manager: EntityManager,
-    seats: { eventId: string; labels: string[]; bookingId: string; fence: string },
-  ): Promise<number> {
-    const [, count] = await manager.query<[unknown, number]>(
-      `UPDATE seats SET status = 'booked', held_until = NULL
-       WHERE event_id = $1 AND label = ANY($2) AND booking_id = $3 AND status = 'held' AND fence = $4`,
-      [seats.eventId, seats.labels, seats.bookingId, seats.fence],
-    );
-    return count;
-  }
-
   /** booked → free for this booking; the fence stays, so older tokens stay refused. */
   async freeBooked(
     manager: EntityManager,

@@ -6,11 +6,19 @@ import {
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { LockProvider } from '@app/lock';
-import { IdempotencyService } from '../../common/idempotency/idempotency.service';
+import { IdempotencyRepository } from '../../common/idempotency/idempotency.repository';
 import { AppConfigService } from '../../config/app-config.service';
-import { PaymentService } from './payment.service';
+import { PaymentGateway } from './gateway/payment-gateway';
+import { PaymentMetrics } from './payment.metrics';
+import { PaymentRepository, type PaymentRow } from './payment.repository';
+import { PaymentWorkflowService } from './payment-workflow.service';
 
 const JOB_KEY = 'job:payment-reconciler';
+
+/** An asynchronous authorization the gateway's webhook has not settled after this long is asked about. */
+const ASYNC_STALE_MS = 60_000;
+
+const BATCH_SIZE = 50;
 
 /**
  * Finishes payments that a crash, a gateway outage or a lost lock left half-done (authorized but not
@@ -24,9 +32,12 @@ export class PaymentReconcilerService implements OnApplicationBootstrap, OnModul
   private running = false;
 
   constructor(
-    private readonly payments: PaymentService,
-    private readonly idempotency: IdempotencyService,
+    private readonly payments: PaymentRepository,
+    private readonly workflow: PaymentWorkflowService,
+    private readonly gateway: PaymentGateway,
+    private readonly idempotency: IdempotencyRepository,
     private readonly lock: LockProvider,
+    private readonly metrics: PaymentMetrics,
     private readonly config: AppConfigService,
     private readonly scheduler: SchedulerRegistry,
   ) {}
@@ -49,7 +60,7 @@ export class PaymentReconcilerService implements OnApplicationBootstrap, OnModul
     // A step younger than the gateway's whole budget may still be running in a request.
     const graceMs = this.config.get('GATEWAY_TIMEOUT_MS') + 1000;
     const job = async (signal?: AbortSignal): Promise<number> => {
-      const finished = await this.payments.reconcile(graceMs, signal);
+      const finished = await this.reconcile(graceMs, signal);
       await this.idempotency.purgeExpired();
       return finished;
     };
@@ -62,5 +73,72 @@ export class PaymentReconcilerService implements OnApplicationBootstrap, OnModul
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * Finishes payments whose next step a crash, an outage or a lost lock left undone. Steps that may
+   * still be running in a request are left alone for `graceMs`.
+   */
+  private async reconcile(graceMs: number, signal?: AbortSignal): Promise<number> {
+    const due = await this.payments.due(graceMs, BATCH_SIZE);
+    due.push(...(await this.askAboutPending(Math.max(graceMs, ASYNC_STALE_MS), signal)));
+    let finished = 0;
+    for (const payment of due) {
+      if (!payment.next_action) continue;
+      if (signal?.aborted) break;
+      const action = payment.next_action;
+      try {
+        const done = await this.workflow.underLock(payment.booking_id, async (leaseSignal) =>
+          this.workflow.advance(
+            { payment: await this.payments.get(payment.id), booking: null },
+            leaseSignal,
+          ),
+        );
+        if (done) {
+          finished += 1;
+          this.metrics.reconciled.inc({ action });
+          this.logger.log(
+            { paymentId: payment.id, action, status: done.payment.status },
+            'Reconciler finished a payment step',
+          );
+        }
+      } catch (error) {
+        this.logger.warn(
+          { err: error, paymentId: payment.id, action },
+          'Reconciler could not finish a payment step; retrying next pass',
+        );
+      }
+    }
+    return finished;
+  }
+
+  /**
+   * Asynchronous authorizations whose webhook never came: asks the gateway, and answers those it
+   * has decided (their decision recorded), for the steps that follow.
+   */
+  private async askAboutPending(olderThanMs: number, signal?: AbortSignal): Promise<PaymentRow[]> {
+    const decided: PaymentRow[] = [];
+    for (const payment of await this.payments.stalePending(olderThanMs, BATCH_SIZE)) {
+      if (signal?.aborted) break;
+      try {
+        const intent = await this.gateway.retrieve(this.workflow.intentOf(payment), signal);
+        if (intent.status === 'processing') {
+          await this.payments.touch(payment.id);
+        } else {
+          const { payment: recorded } = await this.workflow.recordIntent(
+            { payment, booking: null },
+            null,
+            intent,
+          );
+          decided.push(recorded);
+        }
+      } catch (error) {
+        this.logger.warn(
+          { err: error, paymentId: payment.id },
+          'Could not ask the gateway about a pending payment',
+        );
+      }
+    }
+    return decided;
   }
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Headers, HttpCode, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import {
   type AuthenticatedCustomer,
@@ -8,6 +8,10 @@ import {
 import { ApiProblems } from '../../common/http/api-problems.decorator';
 import { UuidParam } from '../../common/http/uuid-param.decorator';
 import { Idempotent } from '../../common/idempotency/idempotent.decorator';
+import {
+  CurrentIdempotentRequest,
+  type IdempotentRequest,
+} from '../../common/idempotency/idempotent-request';
 import { CreatePaymentDto } from './dto/create-payment.dto';
 import { PaymentResultDto } from './dto/payment-result.dto';
 import { PaymentDto } from './dto/payment.dto';
@@ -34,9 +38,9 @@ export class PaymentController {
     @CurrentCustomer() customer: AuthenticatedCustomer,
     @UuidParam('id') id: string,
     @Body() body: CreatePaymentDto,
-    @Headers('idempotency-key') idempotencyKey: string,
+    @CurrentIdempotentRequest() request: IdempotentRequest,
   ): Promise<PaymentResultDto> {
-    return this.payments.pay(customer, id, body, idempotencyKey);
+    return this.payments.pay(customer, id, body, request);
   }
 
   /** The booking's payments, oldest first. */

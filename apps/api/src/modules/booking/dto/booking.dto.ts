@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import type { BookingStatus } from '../booking.entity';
+import type { BookingStatus } from '../booking.repository';
 
 export class BookingDto {
   /** Booking id (UUID). */

@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import type { PaymentStatus } from '../payment.entity';
+import type { PaymentStatus } from '../payment.repository';
 
 export class PaymentDto {
   /** Payment id (UUID). */

@@ -1,4 +1,4 @@
-import { requestFingerprint } from './idempotency.service';
+import { requestFingerprint } from './idempotent-request';
 
 describe('requestFingerprint', () => {
   it('is the same for the same request whatever the order of its keys', () => {

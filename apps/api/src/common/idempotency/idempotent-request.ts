@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import type { IdempotencyClaim } from './idempotency.repository';
+
+/** Same JSON with keys sorted, so that key order does not make a retry look like another request. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
+  );
+}
+
+/** What makes two requests "the same request" for one key: method, path and body. */
+export function requestFingerprint(method: string, url: string, body: unknown): string {
+  return createHash('sha256')
+    .update(JSON.stringify([method, url, canonical(body ?? null)]))
+    .digest('hex');
+}
+
+/** Thrown by a handler whose claim found the key taken: the interceptor answers from `claim`. */
+export class IdempotencyRefused extends Error {
+  constructor(readonly claim: Exclude<IdempotencyClaim, { kind: 'claimed' }>) {
+    super(`idempotency key not claimed: ${claim.kind}`);
+    this.name = 'IdempotencyRefused';
+  }
+}
+
+/**
+ * An idempotent request as the interceptor checked it. The handler claims the key in its own first
+ * statement and may store its answer in its own last one (`answered`), so neither costs a round
+ * trip of its own; whatever the handler leaves undone, the interceptor does.
+ */
+export class IdempotentRequest {
+  /** Set once the handler's first statement claimed the key. */
+  claimed = false;
+  /** Set once the handler's last statement stored the answer. */
+  answered = false;
+
+  constructor(
+    readonly customerId: string,
+    readonly key: string,
+    readonly fingerprint: string,
+    /** Past this a claim is surely abandoned, and another request may take the key over. */
+    readonly leaseMs: number,
+    /** The route's success status, stored with a success answer. */
+    readonly successStatus: number,
+  ) {}
+
+  /** Records the outcome of the handler's claim; throws when the key is not this request's. */
+  claim(claim: IdempotencyClaim): void {
+    if (claim.kind !== 'claimed') throw new IdempotencyRefused(claim);
+    this.claimed = true;
+  }
+}
+
+export const IDEMPOTENT_REQUEST = 'seatlock:idempotent-request';
+
+/** The request's IdempotentRequest, set by the interceptor of an @Idempotent() route. */
+export const CurrentIdempotentRequest = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): IdempotentRequest =>
+    context.switchToHttp().getRequest<Record<string, IdempotentRequest>>()[IDEMPOTENT_REQUEST],
+);

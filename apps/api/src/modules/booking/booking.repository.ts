@@ -1,0 +1,172 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import { retryingAborted } from '../../database/in-transaction';
+import type { BookingDto } from './dto/booking.dto';
+
+export type BookingStatus = 'held' | 'confirmed' | 'released' | 'expired' | 'cancelled';
+
+export interface BookingRow {
+  id: string;
+  customer_id: string;
+  event_id: string;
+  status: BookingStatus;
+  seat_labels: string[];
+  amount_cents: string;
+  currency: string;
+  expires_at: Date;
+  fence: string;
+  created_at: Date;
+}
+
+/** One row of seatlock_hold(): what the one-statement hold did. */
+export interface HoldResult {
+  outcome: 'held' | 'unavailable' | 'stale';
+  booking: BookingDto | null;
+  taken: string[] | null;
+  newest_fence: string | null;
+  expired: number;
+}
+
+/** What the one-statement release did (see seatlock_release). */
+export interface ReleaseResult {
+  outcome: 'not_found' | 'released' | 'expired' | 'unchanged' | 'confirmed';
+  booking: BookingDto | null;
+}
+
+export interface HoldInput {
+  bookingId: string;
+  customerId: string;
+  eventId: string;
+  labels: string[];
+  amountCents: number;
+  currency: string;
+  /** The Redis token; null lets PostgreSQL mint one. */
+  fence: bigint | null;
+  ttlSeconds: number;
+}
+
+const COLUMNS = `id, customer_id, event_id, status, seat_labels, amount_cents, currency,
+  expires_at, fence, created_at`;
+
+export function toBookingDto(row: BookingRow): BookingDto {
+  return {
+    id: row.id,
+    status: row.status,
+    eventId: row.event_id,
+    seats: row.seat_labels,
+    amountCents: Number(row.amount_cents),
+    currency: row.currency,
+    expiresAt: row.expires_at.toISOString(),
+    fencingToken: row.fence,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+/**
+ * The bookings table. Its state changes are one statement each, SQL functions written once in the
+ * migrations (seatlock_hold, seatlock_release, seatlock_expire_booking, and the payment's
+ * seatlock_payment_confirm), each writing the seats, the booking, its timeline and its outbox row
+ * together; deadlocks between overlapping multi-seat changes are retried here.
+ */
+@Injectable()
+export class BookingRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async hold(input: HoldInput): Promise<HoldResult> {
+    const [result] = await retryingAborted(() =>
+      this.dataSource.query<HoldResult[]>(
+        `SELECT outcome, booking, taken, newest_fence, expired
+         FROM seatlock_hold($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [
+          input.bookingId,
+          input.customerId,
+          input.eventId,
+          input.labels,
+          input.amountCents,
+          input.currency,
+          input.fence?.toString() ?? null,
+          input.ttlSeconds,
+        ],
+      ),
+    );
+    return result;
+  }
+
+  async release(bookingId: string, customerId: string): Promise<ReleaseResult> {
+    const [result] = await retryingAborted(() =>
+      this.dataSource.query<ReleaseResult[]>(
+        `SELECT outcome, booking FROM seatlock_release($1, $2)`,
+        [bookingId, customerId],
+      ),
+    );
+    return result;
+  }
+
+  /** Expires one lapsed hold; false when it was not one (any more). */
+  async expire(bookingId: string): Promise<boolean> {
+    const [{ expired }] = await retryingAborted(() =>
+      this.dataSource.query<{ expired: boolean }[]>(
+        `SELECT (seatlock_expire_booking($1)).id IS NOT NULL AS expired`,
+        [bookingId],
+      ),
+    );
+    return expired;
+  }
+
+  /** Holds past their TTL, oldest first. */
+  async lapsed(limit: number): Promise<string[]> {
+    const rows = await this.dataSource.query<{ id: string }[]>(
+      `SELECT id FROM bookings WHERE status = 'held' AND expires_at <= now()
+       ORDER BY expires_at LIMIT $1`,
+      [limit],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  async listByCustomer(customerId: string, limit: number, offset: number): Promise<BookingRow[]> {
+    return this.dataSource.query<BookingRow[]>(
+      `SELECT ${COLUMNS} FROM bookings WHERE customer_id = $1
+       ORDER BY created_at DESC, id LIMIT $2 OFFSET $3`,
+      [customerId, limit, offset],
+    );
+  }
+
+  async countByCustomer(customerId: string): Promise<number> {
+    const [{ total }] = await this.dataSource.query<{ total: number }[]>(
+      `SELECT count(*)::int AS total FROM bookings WHERE customer_id = $1`,
+      [customerId],
+    );
+    return total;
+  }
+
+  async find(bookingId: string, customerId?: string): Promise<BookingRow | null> {
+    const rows = await this.dataSource.query<BookingRow[]>(
+      `SELECT ${COLUMNS} FROM bookings WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2)`,
+      [bookingId, customerId ?? null],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * confirmed -> cancelled in the caller's transaction, with its timeline and outbox rows; null when
+   * the booking is not this customer's confirmed booking (any more).
+   */
+  async cancel(
+    manager: EntityManager,
+    bookingId: string,
+    customerId: string,
+  ): Promise<BookingRow | null> {
+    const [row] = await manager.query<BookingRow[]>(
+      `WITH b AS (
+         UPDATE bookings SET status = 'cancelled', updated_at = now()
+          WHERE id = $1 AND customer_id = $2 AND status = 'confirmed' RETURNING *)
+       SELECT ${COLUMNS}, seatlock_record_booking_event(ROW(b.*)::bookings, 'booking.cancelled',
+         'Cancelled by the customer; ' || array_to_string(b.seat_labels, ', ')
+         || ' free again; the payment is refunded') AS recorded
+       FROM b`,
+      [bookingId, customerId],
+    );
+    return row ?? null;
+  }
+}
