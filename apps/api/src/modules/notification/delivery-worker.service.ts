@@ -7,8 +7,14 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { Batcher } from '../../common/batching/batcher';
 import { AppConfigService } from '../../config/app-config.service';
-import { type ClaimedDelivery, DeliveryRepository } from './delivery.repository';
+import {
+  type AttemptToRecord,
+  type ClaimedDelivery,
+  DeliveryRepository,
+  type RecordedAttempt,
+} from './delivery.repository';
 import { DELIVERY_CHANNEL } from './delivery.repository';
 import { NotificationMetrics } from './notification.metrics';
 import { type DeliveryOutcome, type OutboxChannel, OUTBOX_CHANNELS } from './outbox-channel';
@@ -25,7 +31,8 @@ const POLL = 'DeliveryWorker.poll';
  * lease), so there is no lock on the hot path. Woken on commit of every fan-out that wrote deliveries
  * (NOTIFY, so every instance hears it) and by a poll for retries that came due. It claims only as
  * many rows as it has free send slots, so every claimed row is being sent and a lease only has to
- * outlive one send. Each attempt is recorded; failures back off with jitter until the dead letter.
+ * outlive one send. Each attempt is recorded, those that finish together in one statement;
+ * failures back off with jitter until the dead letter.
  */
 @Injectable()
 export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDestroy {
@@ -34,6 +41,7 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
   private readonly listener: OutboxListener;
   private readonly shutdown = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly attempts: Batcher<AttemptToRecord, RecordedAttempt | null>;
   private pumping: Promise<void> | null = null;
   private again = false;
   /** The last claim filled every free slot: more may be due as soon as a slot frees up. */
@@ -47,6 +55,9 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
     private readonly scheduler: SchedulerRegistry,
   ) {
     for (const channel of channels) if (channel.send) this.senders.set(channel.name, channel);
+    this.attempts = new Batcher((items) =>
+      this.deliveries.recordAttempts(items, this.config.get('NOTIFY_MAX_ATTEMPTS')),
+    );
     this.listener = new OutboxListener(
       config.get('DATABASE_URL'),
       () => this.wake(),
@@ -152,14 +163,12 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
         await this.deliveries.release(delivery.id, claimToken);
         return;
       }
-      const attempt = delivery.attempts + 1;
-      const recorded = await this.deliveries.recordAttempt(
+      const recorded = await this.attempts.submit({
         delivery,
         claimToken,
         outcome,
-        retryDelayMs(attempt, this.config.get('NOTIFY_RETRY_BASE_MS')),
-        this.config.get('NOTIFY_MAX_ATTEMPTS'),
-      );
+        delayMs: retryDelayMs(delivery.attempts + 1, this.config.get('NOTIFY_RETRY_BASE_MS')),
+      });
       if (!recorded) return;
       this.metrics.deliveryAttempts.inc({ channel: delivery.channel, outcome: recorded.status });
       const context = {

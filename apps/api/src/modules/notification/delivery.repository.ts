@@ -14,6 +14,15 @@ export interface ClaimedDelivery {
   message: ClaimedMessage;
 }
 
+/** One send's outcome, to be recorded for the claim that sent it. */
+export interface AttemptToRecord {
+  delivery: DueDelivery;
+  claimToken: string;
+  outcome: DeliveryOutcome;
+  /** The backoff before the next attempt, if this one failed. */
+  delayMs: number;
+}
+
 /** One row of an endpoint's deliveries log, attempts included. */
 export interface DeliveryLogEntry {
   id: string;
@@ -127,62 +136,71 @@ export class DeliveryRepository {
   }
 
   /**
-   * Records one attempt and its consequence in one transaction, if `claimToken` still holds the
+   * Records attempts, many in one statement, each only if its `claimToken` still holds the
    * delivery (else another instance took it over after the lease ran out, or it was cancelled: the
-   * attempt happened but is theirs to record). Delivered → delivered; gone → cancelled, and the
-   * target disabled with all its pending deliveries; failed → pending again after `delayMs`, or dead
-   * after `maxAttempts`, which also marks its message dead so GET /admin/outbox?status=dead shows it.
+   * attempt happened but is theirs to record). Delivered → delivered; failed → pending again after
+   * `delayMs`, or dead after `maxAttempts`, which also marks its message dead so GET
+   * /admin/outbox?status=dead shows it; gone → cancelled, and then (rare, its own transaction) the
+   * target disabled with all its pending deliveries. Answers in the order of `attempts`.
    */
-  async recordAttempt(
-    delivery: DueDelivery,
-    claimToken: string,
-    outcome: DeliveryOutcome,
-    delayMs: number,
+  async recordAttempts(
+    attempts: readonly AttemptToRecord[],
     maxAttempts: number,
-  ): Promise<RecordedAttempt | null> {
-    const error = outcome.delivered ? null : (outcome.error ?? 'failed').slice(0, 2000);
-    return this.dataSource.transaction(async (manager) => {
-      const [rows] = await manager.query<[{ status: DeliveryStatus; attempts: number }[], number]>(
-        `UPDATE notification_deliveries
-         SET attempts = attempts + 1, claimed_by = NULL, claimed_until = NULL, last_error = $3,
-             status = CASE WHEN $4 THEN 'delivered' WHEN $5 THEN 'cancelled'
-                           WHEN attempts + 1 >= $6 THEN 'dead' ELSE 'pending' END,
-             next_attempt_at = now() + $7 * interval '1 millisecond',
-             delivered_at = CASE WHEN $4 THEN now() END
-         WHERE id = $1 AND claimed_by = $2 AND status = 'pending'
-         RETURNING status, attempts`,
-        [
-          delivery.id,
-          claimToken,
-          error,
-          outcome.delivered,
-          outcome.gone === true,
-          maxAttempts,
-          delayMs,
-        ],
+  ): Promise<(RecordedAttempt | null)[]> {
+    const errors = attempts.map(({ outcome }) =>
+      outcome.delivered ? null : (outcome.error ?? 'failed').slice(0, 2000),
+    );
+    const rows = await this.dataSource.query<
+      { id: string; status: DeliveryStatus; attempts: number }[]
+    >(
+      `WITH o AS (
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[], $5::text[],
+                              $6::boolean[], $7::boolean[], $8::int[])
+           AS o(id, claim_token, status_code, latency_ms, error, delivered, gone, delay_ms)
+       ), d AS (
+         UPDATE notification_deliveries n
+         SET attempts = n.attempts + 1, claimed_by = NULL, claimed_until = NULL,
+             last_error = o.error,
+             status = CASE WHEN o.delivered THEN 'delivered' WHEN o.gone THEN 'cancelled'
+                           WHEN n.attempts + 1 >= $9 THEN 'dead' ELSE 'pending' END,
+             next_attempt_at = now() + o.delay_ms * interval '1 millisecond',
+             delivered_at = CASE WHEN o.delivered THEN now() END
+         FROM o WHERE n.id = o.id AND n.claimed_by = o.claim_token AND n.status = 'pending'
+         RETURNING n.id, n.status, n.attempts, n.message_id, n.channel, n.target, o.status_code,
+                   o.latency_ms, o.error
+       ), logged AS (
+         INSERT INTO delivery_attempts (delivery_id, attempt, status_code, latency_ms, error)
+         SELECT id, attempts, status_code, latency_ms, error FROM d
+       ), dead AS (
+         UPDATE outbox_messages m
+         SET status = 'dead',
+             last_error = left(d.channel || ' delivery ' || d.id || ' to ' || d.target
+                               || ' dead after ' || d.attempts || ' attempts: ' || d.error, 2000)
+         FROM d WHERE d.status = 'dead' AND m.id = d.message_id AND m.status <> 'dead'
+       )
+       SELECT id, status, attempts FROM d`,
+      [
+        attempts.map((a) => a.delivery.id),
+        attempts.map((a) => a.claimToken),
+        attempts.map((a) => a.outcome.statusCode ?? null),
+        attempts.map((a) => Math.round(a.outcome.latencyMs)),
+        errors,
+        attempts.map((a) => a.outcome.delivered),
+        attempts.map((a) => a.outcome.gone === true),
+        attempts.map((a) => a.delayMs),
+        maxAttempts,
+      ],
+    );
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    for (const [i, attempt] of attempts.entries()) {
+      if (byId.get(attempt.delivery.id)?.status !== 'cancelled') continue;
+      await this.dataSource.transaction((manager) =>
+        this.retireTarget(manager, attempt.delivery, errors[i] ?? 'gone'),
       );
-      if (rows.length === 0) return null;
-      const { status, attempts } = rows[0];
-      await manager.query(
-        `INSERT INTO delivery_attempts (delivery_id, attempt, status_code, latency_ms, error)
-         VALUES ($1, $2, $3, $4, $5)`,
-        [delivery.id, attempts, outcome.statusCode ?? null, Math.round(outcome.latencyMs), error],
-      );
-      if (status === 'dead') {
-        await manager.query(
-          `UPDATE outbox_messages SET status = 'dead', last_error = $2
-           WHERE id = $1 AND status <> 'dead'`,
-          [
-            delivery.messageId,
-            `${delivery.channel} delivery ${delivery.id} to ${delivery.target} dead after ${attempts} attempts: ${error}`.slice(
-              0,
-              2000,
-            ),
-          ],
-        );
-      }
-      if (status === 'cancelled') await this.retireTarget(manager, delivery, error ?? 'gone');
-      return { status, attempts };
+    }
+    return attempts.map((attempt) => {
+      const row = byId.get(attempt.delivery.id);
+      return row ? { status: row.status, attempts: row.attempts } : null;
     });
   }
 

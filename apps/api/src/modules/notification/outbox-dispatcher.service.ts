@@ -25,10 +25,12 @@ const MAINTENANCE = 'OutboxDispatcher.maintenance';
 
 /**
  * Sends what the outbox holds, on every instance at once: PostgreSQL decides who sends what (claims
- * with FOR UPDATE SKIP LOCKED and a lease), so no lock is needed on the hot path. It wakes on NOTIFY
- * (sent by enqueue on commit) and polls every NOTIFY_POLL_MS for retries and missed notifications.
- * Each message is fanned out to every channel in one transaction that also marks it sent; a failed
- * fan-out is retried with exponential backoff and jitter, then dead-lettered after NOTIFY_MAX_ATTEMPTS.
+ * with FOR UPDATE SKIP LOCKED and a lease), so no lock is needed on the hot path. It wakes when a
+ * statement of this instance that wrote outbox rows returned (NotificationService.committed), on a
+ * NOTIFY sent after commit by other writers, and every NOTIFY_POLL_MS for retries and what other
+ * instances wrote. A batch is fanned out to every channel in one statement that also marks it
+ * sent; a failed fan-out is retried with exponential backoff and jitter, then dead-lettered after
+ * NOTIFY_MAX_ATTEMPTS.
  * Only the periodic clean-up runs on one instance at a time (the lock provider's job lease).
  */
 @Injectable()
