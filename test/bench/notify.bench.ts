@@ -25,13 +25,14 @@ import * as http from '../support/bench/bench-http';
 import * as pg from '../support/bench/bench-postgres';
 import * as proc from '../support/bench/child-processes';
 import * as cli from '../support/bench/cli';
+import { DELIVERY_CONCURRENCY } from '../../apps/api/src/modules/notification/delivery-worker.service';
 import { type CpuReport, CpuSampler } from '../support/bench/proc-stats';
 import { latencySummary, mapLimit, ratio, round, subtract } from '../support/bench/stats';
 import { fmt, printJson, renderTable, type TableRow } from '../support/bench/table';
 
 const DATABASE = pg.benchDatabaseName('seatlock_bench_notify');
 /** DeliveryWorkerService's sends in flight per instance; the webhook channel's Agent size. */
-const [WORKER_CONCURRENCY, WORKER_CONNECTIONS] = [16, 64];
+const [WORKER_CONCURRENCY, WORKER_CONNECTIONS] = [DELIVERY_CONCURRENCY, 64];
 /** The dispatcher's claim (NOTIFY_BATCH_SIZE's default); the SQL ceilings' pgbench clients. */
 const [CLAIM_BATCH, SQL_CLIENTS] = [100, 8];
 const TOPICS = ['held', 'confirmed', 'released', 'expired', 'cancelled'];

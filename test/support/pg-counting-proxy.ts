@@ -65,6 +65,8 @@ export class PgCountingProxy {
     this.totals.connections += 1;
     const upstream = connect({ host, port });
     for (const socket of [client, upstream]) {
+      // No Nagle: a relayed small write must not wait for the peer's delayed ACK (up to 40 ms).
+      socket.setNoDelay(true);
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
       socket.on('error', () => socket.destroy());

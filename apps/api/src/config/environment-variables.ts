@@ -148,7 +148,7 @@ export class EnvironmentVariables {
   @Max(10_000)
   NOTIFY_BATCH_SIZE = 100;
 
-  /** Outbox messages one instance fans out at once (each in its own short transaction). */
+  /** Batches one instance claims and fans out at once when a backlog builds (single messages after a batch failed). */
   @IsInt()
   @Min(1)
   @Max(64)

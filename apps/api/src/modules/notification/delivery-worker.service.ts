@@ -17,12 +17,17 @@ import {
 } from './delivery.repository';
 import { DELIVERY_CHANNEL } from './delivery.repository';
 import { NotificationMetrics } from './notification.metrics';
-import { type DeliveryOutcome, type OutboxChannel, OUTBOX_CHANNELS } from './outbox-channel';
+import {
+  type DeliveryOutcome,
+  type DueDelivery,
+  type OutboxChannel,
+  OUTBOX_CHANNELS,
+} from './outbox-channel';
 import { OutboxListener } from './outbox-listener';
 import { retryDelayMs } from './retry-backoff';
 
 /** Sends in flight per instance: enough to hide a receiver's latency, few enough to be polite. */
-export const DELIVERY_CONCURRENCY = 16;
+export const DELIVERY_CONCURRENCY = 64;
 const POLL = 'DeliveryWorker.poll';
 
 /**
@@ -40,7 +45,12 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
   private readonly senders = new Map<string, OutboxChannel>();
   private readonly listener: OutboxListener;
   private readonly shutdown = new AbortController();
+  /** Sends in flight: the slots. */
   private readonly inFlight = new Set<Promise<void>>();
+  /** Claimed and waiting for a slot. */
+  private readonly ready: { claimed: ClaimedDelivery; claimToken: string }[] = [];
+  /** Outcomes being recorded; a slot is free again as soon as its send is over. */
+  private readonly recording = new Set<Promise<void>>();
   private readonly attempts: Batcher<AttemptToRecord, RecordedAttempt | null>;
   private pumping: Promise<void> | null = null;
   private again = false;
@@ -81,6 +91,10 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
     if (this.scheduler.doesExist('interval', POLL)) this.scheduler.deleteInterval(POLL);
     await this.listener.stop();
     await this.idle();
+    // Claimed but never started: due again at once for whoever runs.
+    for (const { claimed, claimToken } of this.ready.splice(0)) {
+      await this.deliveries.release(claimed.delivery.id, claimToken).catch(() => undefined);
+    }
   }
 
   /** Asks for a claim round; calls during a round make it go round once more. */
@@ -101,42 +115,62 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
 
   /** Resolves when no claim round and no send is in progress; for tests and shutdown. */
   async idle(): Promise<void> {
-    while (this.pumping || this.inFlight.size > 0) {
-      await Promise.all([this.pumping, ...this.inFlight]);
+    while (this.pumping || this.inFlight.size > 0 || this.recording.size > 0) {
+      await Promise.all([this.pumping, ...this.inFlight, ...this.recording]);
     }
   }
 
-  /** How long a claim lasts: longer than one send, so no two instances send a row at once. */
+  /**
+   * How long a claim lasts: longer than a wait for a slot, one send and its record, so no two
+   * instances send a row at once.
+   */
   private leaseMs(): number {
     return Math.max(
       this.config.get('NOTIFY_LEASE_MS'),
-      this.config.get('NOTIFY_SEND_TIMEOUT_MS') + 2000,
+      2 * this.config.get('NOTIFY_SEND_TIMEOUT_MS') + 2000,
     );
   }
 
+  /**
+   * Tops up the claimed deliveries to twice the slots, so a slot that frees never waits for a
+   * claim; in strides of a quarter of the slots at least, not one row per finished send.
+   */
   private async pump(): Promise<void> {
     try {
       while (!this.shutdown.signal.aborted) {
-        const free = DELIVERY_CONCURRENCY - this.inFlight.size;
-        // Full: a finishing send wakes us again (backlog stays true).
-        if (free <= 0) return;
+        const wanted = 2 * DELIVERY_CONCURRENCY - this.inFlight.size - this.ready.length;
+        const busy = this.inFlight.size + this.ready.length > 0;
+        // Enough in hand: a finishing send wakes us again (backlog stays true).
+        if (wanted <= 0 || (busy && wanted < DELIVERY_CONCURRENCY / 4)) return;
         const claimToken = randomUUID();
-        const batch = await this.deliveries.claim(claimToken, free, this.leaseMs(), [
+        const batch = await this.deliveries.claim(claimToken, wanted, this.leaseMs(), [
           ...this.senders.keys(),
         ]);
-        this.backlog = batch.length === free;
-        for (const claimed of batch) {
-          const sending: Promise<void> = this.deliver(claimed, claimToken).finally(() => {
-            this.inFlight.delete(sending);
-            if (this.backlog) this.wake();
-          });
-          this.inFlight.add(sending);
-        }
+        this.backlog = batch.length === wanted;
+        for (const claimed of batch) this.ready.push({ claimed, claimToken });
+        this.startSends();
         if (!this.backlog) return;
       }
     } catch (error) {
       // The database is away; the poll tries again, and claims taken meanwhile run out.
       this.logger.error({ err: error }, 'Delivery claim round failed; retrying on the next poll');
+    }
+  }
+
+  /** Fills the free slots from the claimed deliveries. */
+  private startSends(): void {
+    while (
+      this.inFlight.size < DELIVERY_CONCURRENCY &&
+      this.ready.length > 0 &&
+      !this.shutdown.signal.aborted
+    ) {
+      const { claimed, claimToken } = this.ready.shift() as (typeof this.ready)[number];
+      const sending: Promise<void> = this.deliver(claimed, claimToken).finally(() => {
+        this.inFlight.delete(sending);
+        this.startSends();
+        if (this.backlog) this.wake();
+      });
+      this.inFlight.add(sending);
     }
   }
 
@@ -157,6 +191,18 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
         latencyMs: performance.now() - started,
       };
     }
+    // The slot is free once the send is over; the outcome is recorded with others meanwhile.
+    const recording: Promise<void> = this.record(delivery, claimToken, outcome).finally(() =>
+      this.recording.delete(recording),
+    );
+    this.recording.add(recording);
+  }
+
+  private async record(
+    delivery: DueDelivery,
+    claimToken: string,
+    outcome: DeliveryOutcome,
+  ): Promise<void> {
     try {
       if (this.shutdown.signal.aborted && !outcome.delivered) {
         // Our own shutdown cut the send short: not the receiver's fault, so no attempt is counted.

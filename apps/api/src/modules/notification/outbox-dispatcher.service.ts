@@ -91,24 +91,44 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
     while (this.draining) await this.draining;
   }
 
+  /**
+   * Claims and fans out batches until one comes back short. A full batch means more are due: then
+   * another loop claims the next batch while this one fans out, up to NOTIFY_DISPATCH_CONCURRENCY
+   * loops, so a backlog drains on several connections while a lone message costs one claim.
+   */
   private async drain(): Promise<void> {
     const batchSize = this.config.get('NOTIFY_BATCH_SIZE');
     const leaseMs = this.config.get('NOTIFY_LEASE_MS');
-    try {
-      do {
-        this.again = false;
+    const concurrency = this.config.get('NOTIFY_DISPATCH_CONCURRENCY');
+    const loops = new Set<Promise<void>>();
+    const loop = async (): Promise<void> => {
+      try {
         for (;;) {
           const claimToken = randomUUID();
           const batch = await this.outbox.claim(claimToken, batchSize, leaseMs);
+          const full = batch.length === batchSize && !this.stopping;
+          if (full && loops.size < concurrency) start();
           // Deliveries written: this instance's worker starts on them at once.
           if (await this.dispatchBatch(batch, claimToken)) this.deliveryWorker.wake();
-          if (batch.length < batchSize || this.stopping) break;
+          if (!full) return;
         }
-      } while (this.again && !this.stopping);
-    } catch (error) {
-      // The database is away; the poll tries again, and claims taken meanwhile run out.
-      this.logger.error({ err: error }, 'Outbox dispatch round failed; retrying on the next poll');
-    }
+      } catch (error) {
+        // The database is away; the poll tries again, and claims taken meanwhile run out.
+        this.logger.error(
+          { err: error },
+          'Outbox dispatch round failed; retrying on the next poll',
+        );
+      }
+    };
+    const start = (): void => {
+      const running: Promise<void> = loop().finally(() => loops.delete(running));
+      loops.add(running);
+    };
+    do {
+      this.again = false;
+      start();
+      while (loops.size > 0) await Promise.all(loops);
+    } while (this.again && !this.stopping);
   }
 
   /**

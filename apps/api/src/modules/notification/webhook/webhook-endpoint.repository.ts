@@ -106,12 +106,14 @@ export class WebhookEndpointRepository {
   }
 
   /** For the sender: url, secret and whether it may still be sent to. */
-  async findForSend(id: string): Promise<WebhookEndpointRecord | null> {
+  /** The endpoints of deliveries about to be sent, in the order of `ids` (null: gone). */
+  async findForSend(ids: readonly string[]): Promise<(WebhookEndpointRecord | null)[]> {
     const rows = await this.dataSource.query<EndpointRow[]>(
-      `SELECT ${COLUMNS} FROM webhook_endpoints WHERE id = $1`,
-      [id],
+      `SELECT ${COLUMNS} FROM webhook_endpoints WHERE id = ANY($1::uuid[])`,
+      [ids],
     );
-    return rows.length > 0 ? toRecord(rows[0]) : null;
+    const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
+    return ids.map((id) => byId.get(id) ?? null);
   }
 
   /** In the caller's transaction: marks the customer's endpoint deleted; null if not theirs. */

@@ -1,6 +1,7 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { Agent, request } from 'undici';
+import { Batcher } from '../../../common/batching/batcher';
 import { signWebhook } from '../../../common/http/webhook-signature';
 import { AppConfigService } from '../../../config/app-config.service';
 import { DeliveryRepository } from '../delivery.repository';
@@ -11,7 +12,10 @@ import type {
   OutboxChannel,
 } from '../outbox-channel';
 import { isPrivateHost, publicOnlyLookup } from './private-address';
-import { WebhookEndpointRepository } from './webhook-endpoint.repository';
+import {
+  type WebhookEndpointRecord,
+  WebhookEndpointRepository,
+} from './webhook-endpoint.repository';
 import { ALL_WEBHOOK_EVENTS, WEBHOOK_EVENT_TYPES } from './webhook-events';
 
 const EVENT_TYPES: readonly string[] = WEBHOOK_EVENT_TYPES;
@@ -34,6 +38,8 @@ export class WebhookChannel implements OutboxChannel, OnModuleDestroy {
    * private networks are allowed every connect checks the address it resolved (publicOnlyLookup).
    */
   private readonly agent: Agent;
+  /** Read at send time (a disabled endpoint gets nothing), the sends of a moment in one query. */
+  private readonly endpointsForSend: Batcher<string, WebhookEndpointRecord | null>;
 
   constructor(
     private readonly endpoints: WebhookEndpointRepository,
@@ -41,6 +47,7 @@ export class WebhookChannel implements OutboxChannel, OnModuleDestroy {
     config: AppConfigService,
   ) {
     this.allowPrivate = config.get('WEBHOOK_ALLOW_PRIVATE_NETWORKS');
+    this.endpointsForSend = new Batcher((ids) => this.endpoints.findForSend(ids));
     this.agent = new Agent({
       connections: 64,
       ...(this.allowPrivate ? {} : { connect: { lookup: publicOnlyLookup } }),
@@ -90,7 +97,7 @@ export class WebhookChannel implements OutboxChannel, OnModuleDestroy {
     const started = performance.now();
     const latencyMs = (): number => Math.round(performance.now() - started);
     const endpoint = delivery.endpointId
-      ? await this.endpoints.findForSend(delivery.endpointId)
+      ? await this.endpointsForSend.submit(delivery.endpointId)
       : null;
     if (!endpoint || endpoint.status !== 'active') {
       // Deleting or disabling cancels pending deliveries; this one was claimed just before.
