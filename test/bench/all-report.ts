@@ -211,7 +211,7 @@ function rows(f: any, http: ReturnType<typeof httpFigures> | null, goals: Goal[]
       goal: g(2),
     });
     out.push({
-      figure: '  vs pgbench own-SQL replay (our 7-statement hold, pg_notify)',
+      figure: '  vs pgbench own-SQL replay (our seatlock_hold call)',
       ceiling: `${perSecond(h.ownSqlCeiling?.tps)} (${h.ownSqlCeiling?.clients} cl.)`,
       ratio: h.vsOwnSql,
     });

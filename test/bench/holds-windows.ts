@@ -31,7 +31,7 @@ import type { CpuSampler } from '../support/bench/proc-stats';
 import { mapLimit, round } from '../support/bench/stats';
 import { PgCountingProxy } from '../support/pg-counting-proxy';
 import { freePort } from '../support/redis-server';
-import { OWN_SQL_HOLD_SCRIPT, ownSqlHoldVariables } from './own-sql-hold';
+import { OWN_SQL_HOLD_SCRIPT } from './own-sql-hold';
 
 /*
  * The suite's HTTP part, piece by piece: one built API, four fixed-request windows on autocannon
@@ -315,7 +315,7 @@ async function pgbenchHolds(
     script: own ? OWN_SQL_HOLD_SCRIPT : HOLD_SCRIPT,
     clients,
     seconds,
-    vars: own ? { ...vars, ...ownSqlHoldVariables(ev) } : vars,
+    vars,
   });
   return { ...result, script };
 }
