@@ -278,11 +278,6 @@ function rows(f: any, http: ReturnType<typeof httpFigures> | null, goals: Goal[]
       ceiling: perSecond(f.notify.minimalSqlCeiling),
       ratio: f.notify.vsMinimalSql,
     });
-    out.push({
-      figure: '  vs pgbench own-SQL replay',
-      ceiling: perSecond(f.notify.ownSqlCeiling),
-      ratio: ratio(f.notify.messagesPerSecond, f.notify.ownSqlCeiling),
-    });
   }
   if (f.lock) {
     out.push({

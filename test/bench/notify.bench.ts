@@ -9,7 +9,8 @@
  * commit → arrival p50/p99, stages, PostgreSQL statements per message, CPU split; exit 1 on any
  * duplicate, lost message or bad signature, or an end state not all sent/delivered with one in-app
  * row each. Ceilings, APIs stopped: HTTP only (a Node child posting the same signed bodies), pgbench
- * of the minimal SQL (claim a batch, mark it sent) and pgbench of our own per-message SQL (replay).
+ * of the minimal SQL (claim a batch, mark it sent). (No own-SQL replay: the app's per-message SQL
+ * is batched three ways at sizes the load decides; PostgreSQL statements per message say it.)
  * Uses DATABASE_URL's server and REDIS_URL, both on this machine. See docs/benchmarks.md.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -318,77 +319,17 @@ UPDATE outbox_messages SET status = 'sent', dispatched_at = now(), dispatched_by
  WHERE id = ANY (:ids::uuid[]);
 `;
 
-/**
- * Own-SQL replay: the app's SQL for one message, statement for statement (claiming by id, where
- * the app claims 100 messages and 16 deliveries at a time): the dispatcher's claim and fan-out
- * transaction, then the delivery worker's claim, endpoint read and recorded attempt. Message ids
- * (:m) are lpad(to_hex((client + 1) * 1e9 + seq)), as sqlCeiling makes them.
- */
-const OWN_SQL = String.raw`\set seq :seq + 1
-\set bn (:client_id + 1) * 1000000000 + :seq
-UPDATE outbox_messages o SET claimed_by = lpad(to_hex(:bn::bigint), 32, 'c')::uuid,
-       claimed_until = now() + 30000 * interval '1 millisecond'
-  FROM (SELECT id FROM outbox_messages WHERE id = lpad(to_hex(:bn::bigint), 32, '0')::uuid
-          AND status = 'pending' AND available_at <= now()
-          AND (claimed_until IS NULL OR claimed_until <= now()) FOR UPDATE SKIP LOCKED) due
- WHERE o.id = due.id
- RETURNING o.id, o.topic, o.customer_id, o.aggregate_id, o.payload, o.status, o.attempts,
-           o.available_at, o.last_error, o.dispatched_at, o.dispatched_by, o.created_at;
-BEGIN;
-SELECT 1 FROM outbox_messages WHERE id = lpad(to_hex(:bn::bigint), 32, '0')::uuid
-   AND claimed_by = lpad(to_hex(:bn::bigint), 32, 'c')::uuid AND status = 'pending' FOR UPDATE;
-INSERT INTO notifications (id, message_id, customer_id, booking_id, type, title, body, created_at)
-  VALUES (gen_random_uuid(), lpad(to_hex(:bn::bigint), 32, '0')::uuid, :cust, :booking,
-          'booking.held', 'Seats held', :text, now()) ON CONFLICT (message_id) DO NOTHING;
-INSERT INTO notification_deliveries (id, message_id, channel, target, endpoint_id)
-  SELECT gen_random_uuid(), lpad(to_hex(:bn::bigint), 32, '0')::uuid, 'webhook', e.url, e.id
-    FROM webhook_endpoints e WHERE e.customer_id = :cust AND e.status = 'active'
-     AND ('*' = ANY (e.events) OR 'booking.held' = ANY (e.events))
-   ORDER BY e.created_at ON CONFLICT (message_id, channel, target) DO NOTHING;
-SELECT pg_notify('deliveries', '');
-UPDATE outbox_messages SET status = 'sent', dispatched_at = now(), dispatched_by = 'pgbench',
-       claimed_by = NULL, claimed_until = NULL, last_error = NULL
- WHERE id = lpad(to_hex(:bn::bigint), 32, '0')::uuid;
-COMMIT;
-WITH due AS (
-  SELECT id FROM notification_deliveries
-   WHERE message_id = lpad(to_hex(:bn::bigint), 32, '0')::uuid AND status = 'pending'
-     AND next_attempt_at <= now() AND channel = ANY(ARRAY['webhook'])
-     AND (claimed_until IS NULL OR claimed_until <= now()) LIMIT 16 FOR UPDATE SKIP LOCKED
-), claimed AS (
-  UPDATE notification_deliveries d SET claimed_by = lpad(to_hex(:bn::bigint), 32, 'd')::uuid,
-         claimed_until = now() + 30000 * interval '1 millisecond' FROM due WHERE d.id = due.id
-  RETURNING d.id, d.message_id, d.channel, d.target, d.endpoint_id, d.attempts
-) SELECT c.id AS did, o.topic, o.customer_id, o.aggregate_id, o.payload,
-         o.attempts AS message_attempts, o.created_at AS message_created_at
-    FROM claimed c JOIN outbox_messages o ON o.id = c.message_id ORDER BY o.created_at \gset
-SELECT id, customer_id, url, events, secret, status, disabled_reason, created_at, updated_at
-  FROM webhook_endpoints WHERE id = :endpoint;
-BEGIN;
-UPDATE notification_deliveries
-   SET attempts = attempts + 1, claimed_by = NULL, claimed_until = NULL, last_error = NULL,
-       status = CASE WHEN true THEN 'delivered' WHEN false THEN 'cancelled'
-                     WHEN attempts + 1 >= 8 THEN 'dead' ELSE 'pending' END,
-       next_attempt_at = now() + 1000 * interval '1 millisecond',
-       delivered_at = CASE WHEN true THEN now() END
- WHERE id = :did::uuid AND claimed_by = lpad(to_hex(:bn::bigint), 32, 'd')::uuid
-   AND status = 'pending' RETURNING status, attempts;
-INSERT INTO delivery_attempts (delivery_id, attempt, status_code, latency_ms, error)
-  VALUES (:did::uuid, 1, 200, 1, NULL);
-COMMIT;
-`;
-
 const PENDING_ROWS = `INSERT INTO outbox_messages (id, topic, customer_id, aggregate_id, payload)
   SELECT lpad(to_hex((c + 1)::bigint * 1000000000 + s), 32, '0')::uuid, 'booking.held', $1, $2, $3
     FROM generate_series(0, $4::int - 1) c, generate_series(1, $5::int) s`;
 const DONE = `SELECT (SELECT count(*) FROM outbox_messages WHERE status = 'sent')::int AS sent,
   (SELECT count(*) FROM notification_deliveries WHERE status = 'delivered')::int AS delivered`;
 
-type SqlRun = { script: string; transactions: number; perTransaction: number; delivers?: boolean };
+type SqlRun = { script: string; transactions: number; perTransaction: number };
 
 /**
  * pgbench of `run.script`, SQL_CLIENTS clients × `transactions`, on pending outbox rows made for it
- * (`perTransaction` each); fails unless it sent them all (and delivered them, if `delivers`).
+ * (`perTransaction` each); fails unless it sent them all.
  */
 async function sqlCeiling(stack: Stack, setup: Setup, run: SqlRun, vars = {}) {
   const { db } = stack;
@@ -407,7 +348,7 @@ async function sqlCeiling(stack: Stack, setup: Setup, run: SqlRun, vars = {}) {
   const postgresCores = cores(await sampler.stop(), 'PostgreSQL');
   const [done] = (await db.query<{ sent: number; delivered: number }>(DONE)).rows;
   const rows = SQL_CLIENTS * perClient;
-  if (done.sent !== rows || done.delivered !== (run.delivers ? rows : 0)) {
+  if (done.sent !== rows || done.delivered !== 0) {
     throw new cli.BenchError(`pgbench sent ${done.sent}, delivered ${done.delivered} of ${rows}`);
   }
   const messagesPerSecond = round((result.tps ?? 0) * run.perTransaction);
@@ -421,25 +362,18 @@ const skip =
 const rate = (c: { messagesPerSecond: number | null } | Skipped) =>
   'skipped' in c ? null : c.messagesPerSecond;
 
-/** The ceilings, APIs stopped: HTTP only, the minimal SQL, the own-SQL replay. */
+/** The ceilings, APIs stopped: HTTP only and the minimal SQL. */
 async function ceilings(stack: Stack, setup: Setup) {
-  const { messages, pgbench } = stack.options;
+  const { pgbench } = stack.options;
   const http = await httpCeiling(stack, setup).catch(skip('the HTTP ceiling failed'));
   const why = !pgbench ? '--no-pgbench' : pg.findPgbench() ? null : 'no pgbench on this machine';
-  if (why) return { http, minimalSql: { skipped: why }, ownSql: { skipped: why } };
+  if (why) return { http, minimalSql: { skipped: why } };
   // 100,000 pending rows: a table fuller than the run's, and a run of a few seconds.
   const claims = Math.ceil(100_000 / (SQL_CLIENTS * CLAIM_BATCH));
   log(`pgbench: minimal SQL, ${SQL_CLIENTS} clients × ${claims} claims of ${CLAIM_BATCH}`);
   const minimal = { script: MINIMAL_SQL, transactions: claims, perTransaction: CLAIM_BATCH };
   const minimalSql = await sqlCeiling(stack, setup, minimal).catch(skip('minimal SQL failed'));
-  const perClient = Math.max(500, Math.ceil(messages / SQL_CLIENTS));
-  log(`pgbench: own-SQL replay, ${SQL_CLIENTS} clients × ${perClient} messages`);
-  const own = { script: OWN_SQL, transactions: perClient, perTransaction: 1, delivers: true };
-  const text = 'A1 held for you (EUR 42.00) until 2027-01-01T00:00:00.000Z; pay to confirm.';
-  const { customerId: cust, bookingId: booking, endpoint } = setup;
-  const vars = { seq: 0, cust, booking, endpoint: endpoint.id, text };
-  const ownSql = await sqlCeiling(stack, setup, own, vars).catch(skip('own-SQL replay failed'));
-  return { http, minimalSql, ownSql };
+  return { http, minimalSql };
 }
 
 const DISPATCHED = `SELECT id, (extract(epoch FROM dispatched_at) * 1000)::float8 AS at
@@ -493,15 +427,13 @@ function buildReport(options: Options, m: Measured, c: Ceilings, notes: string[]
   if (m.end.attempts !== n) notes.push(`${m.end.attempts} delivery attempts for ${n} messages`);
   for (const [name, v] of Object.entries(c))
     if ('skipped' in v) notes.push(`${name}: ${v.skipped}`);
-  const [httpCeiling, minimalSqlCeiling, ownSqlCeiling] = [c.http, c.minimalSql, c.ownSql].map(
-    rate,
-  );
+  const [httpCeiling, minimalSqlCeiling] = [c.http, c.minimalSql].map(rate);
   const { messagesPerSecond, latencyMs, cpu, ...measured } = m;
   const summary = {
     ...{ messages: n, instances, messagesPerSecond, duplicates, lost },
     latencyMs: { p50: latencyMs.p50, p99: latencyMs.p99 },
     statementsPerMessage: round(m.wire.statements / n, 2),
-    ...{ httpCeiling, minimalSqlCeiling, ownSqlCeiling },
+    ...{ httpCeiling, minimalSqlCeiling },
     vsHttp: ratio(messagesPerSecond, httpCeiling),
     vsMinimalSql: ratio(messagesPerSecond, minimalSqlCeiling),
   };
@@ -527,7 +459,6 @@ function printTable({ summary: s, details: m }: Report, cpu: CpuReport): void {
   const rows: Row[] = [
     vs(`messages/s, ${s.instances} API vs HTTP only`, s.httpCeiling),
     vs('messages/s vs minimal SQL (claim, mark sent)', s.minimalSqlCeiling),
-    vs('messages/s vs own-SQL replay', s.ownSqlCeiling),
     ['latency p50 / p99, commit -> receiver', ms(s.latencyMs)],
     ['PostgreSQL statements / message', fmt(s.statementsPerMessage, 2)],
     ['duplicates / lost', `${s.duplicates} / ${s.lost}`, '0 / 0'],
