@@ -20,9 +20,12 @@ export function requestFingerprint(method: string, url: string, body: unknown): 
     .digest('hex');
 }
 
+/** What a claim found instead of a free key. */
+export type RefusedClaim = Exclude<IdempotencyClaim, { kind: 'claimed' }>;
+
 /** Thrown by a handler whose claim found the key taken: the interceptor answers from `claim`. */
 export class IdempotencyRefused extends Error {
-  constructor(readonly claim: Exclude<IdempotencyClaim, { kind: 'claimed' }>) {
+  constructor(readonly claim: RefusedClaim) {
     super(`idempotency key not claimed: ${claim.kind}`);
     this.name = 'IdempotencyRefused';
   }
@@ -49,10 +52,14 @@ export class IdempotentRequest {
     readonly successStatus: number,
   ) {}
 
-  /** Records the outcome of the handler's claim; throws when the key is not this request's. */
-  claim(claim: IdempotencyClaim): void {
-    if (claim.kind !== 'claimed') throw new IdempotencyRefused(claim);
+  /** The handler's first statement claimed the key: the request is this one's to answer. */
+  markClaimed(): void {
     this.claimed = true;
+  }
+
+  /** The key was not this request's: the interceptor answers from the claim instead. */
+  refuse(claim: RefusedClaim): never {
+    throw new IdempotencyRefused(claim);
   }
 }
 

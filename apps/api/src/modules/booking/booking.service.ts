@@ -12,26 +12,13 @@ import { inTransaction } from '../../database/in-transaction';
 import { CatalogService } from '../catalog/catalog.service';
 import type { SeatMap } from '../catalog/seat-map';
 import { NotificationService } from '../notification/notification.service';
-import {
-  BookingRepository,
-  type BookingRow,
-  type BookingStatus,
-  toBookingDto,
-} from './booking.repository';
+import { BookingRepository, type BookingRow, toBookingDto } from './booking.repository';
 import { BookingTimelineRepository } from './booking-timeline.repository';
 import { BookingError } from './booking.errors';
 import { BookingMetrics } from './booking.metrics';
 import type { BookingDto } from './dto/booking.dto';
 import type { CreateBookingDto } from './dto/create-booking.dto';
 import type { TimelineEntryDto } from './dto/timeline-entry.dto';
-
-/** What the payment module needs of a booking it settles outside a customer's request. */
-export interface PayableBooking {
-  id: string;
-  customerId: string;
-  status: BookingStatus;
-  dto: BookingDto;
-}
 
 /**
  * Lets a module downstream react to a cancellation without booking importing it: `inTransaction`

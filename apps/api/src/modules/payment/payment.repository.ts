@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import type { IdempotentRequest } from '../../common/idempotency/idempotent-request';
+import type { IdempotentRequest, RefusedClaim } from '../../common/idempotency/idempotent-request';
 import type { IdempotencyClaim } from '../../common/idempotency/idempotency.repository';
 import { IDEMPOTENCY_RETENTION_HOURS } from '../../common/idempotency/idempotency-headers';
 import type { BookingDto } from '../booking/dto/booking.dto';
@@ -49,7 +49,7 @@ export type PaymentChanges = Partial<
 
 /** The outcome of the first statement of a payment request. */
 export type PaymentStart =
-  | { kind: 'refused'; claim: IdempotencyClaim }
+  | { kind: 'refused'; claim: RefusedClaim }
   | { kind: 'not_found' }
   | { kind: 'not_payable'; bookingStatus: string }
   | { kind: 'started'; payment: PaymentRow; booking: BookingDto };
@@ -128,7 +128,7 @@ export class PaymentRepository {
       ],
     );
     if (row.claim !== 'claimed') {
-      const claim: IdempotencyClaim =
+      const claim: RefusedClaim =
         row.claim === 'completed'
           ? {
               kind: 'completed',

@@ -71,11 +71,10 @@ export class PaymentService implements OnModuleInit {
       input.paymentMethod,
       gatewayKey,
     );
-    if (started.kind === 'refused') request.claim(started.claim);
-    request.claim({ kind: 'claimed' });
+    if (started.kind === 'refused') request.refuse(started.claim);
+    request.markClaimed();
     if (started.kind === 'not_found') throw BookingError.notFound(bookingId);
     if (started.kind === 'not_payable') throw BookingError.notPayable(started.bookingStatus);
-    if (started.kind !== 'started') throw new Error('unreachable');
 
     const settled = await this.workflow.underLock(bookingId, async (signal) => {
       try {
