@@ -4,7 +4,12 @@ import { webhookSignatureProblem } from '../../common/http/webhook-signature';
 import type { WebhookAckDto } from './dto/webhook-ack.dto';
 import { PaymentError } from './payment.errors';
 import { PaymentMetrics } from './payment.metrics';
-import { type PaymentChanges, PaymentRepository, type PaymentRow } from './payment.repository';
+import {
+  type BookingFact,
+  type PaymentChanges,
+  PaymentRepository,
+  type PaymentRow,
+} from './payment.repository';
 import { declinedFact, PaymentWorkflowService } from './payment-workflow.service';
 
 /** Gateway events that can change a payment; the rest are acknowledged and left alone. */
@@ -117,7 +122,7 @@ export class GatewayWebhookService {
     payment: PaymentRow,
     event: GatewayEvent,
     intentId: string | null,
-  ): { changes: PaymentChanges; fact?: ReturnType<typeof declinedFact>; outcome?: string } | null {
+  ): { changes: PaymentChanges; fact?: BookingFact; outcome?: string } | null {
     const gateway_intent_id = intentId ?? payment.gateway_intent_id;
     // An authorization for a payment already over (failed, voided) is not wanted: give it back.
     if (

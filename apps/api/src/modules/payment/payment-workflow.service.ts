@@ -12,6 +12,7 @@ import {
   type PaymentChanges,
   PaymentRepository,
   type PaymentRow,
+  type StepExtras,
   toPaymentDto,
 } from './payment.repository';
 
@@ -131,7 +132,7 @@ export class PaymentWorkflowService {
   async tryStep(
     payment: PaymentRow,
     changes: PaymentChanges,
-    also: Parameters<PaymentRepository['step']>[2] = {},
+    also: StepExtras = {},
   ): Promise<PaymentRow | null> {
     const done = await this.payments.step(payment, changes, also);
     if (!done) return null;
@@ -172,7 +173,7 @@ export class PaymentWorkflowService {
   private async step(
     progress: Progress,
     changes: PaymentChanges,
-    also: Parameters<PaymentRepository['step']>[2] = {},
+    also: StepExtras = {},
   ): Promise<Progress> {
     const payment = await this.tryStep(progress.payment, changes, also);
     return { ...progress, payment: payment ?? (await this.payments.get(progress.payment.id)) };

@@ -67,6 +67,16 @@ export interface BookingFact {
   detail: string;
 }
 
+/** What rides along in a step's statement. */
+export interface StepExtras {
+  /** The booking fact the step records (timeline and outbox), with the payment as it is after. */
+  fact?: BookingFact;
+  /** The gateway event the step applies, recorded for de-duplication. */
+  event?: { id: string; type: string };
+  /** The request's answer, stored for replays. */
+  answer?: { request: IdempotentRequest; body: unknown };
+}
+
 const ROW = 'seatlock_payment_row(p) AS row';
 
 export function toPaymentDto(row: PaymentRow): PaymentDto {
@@ -166,11 +176,7 @@ export class PaymentRepository {
   async step(
     before: PaymentRow,
     changes: PaymentChanges,
-    also: {
-      fact?: BookingFact;
-      event?: { id: string; type: string };
-      answer?: { request: IdempotentRequest; body: unknown };
-    } = {},
+    also: StepExtras = {},
   ): Promise<{ payment: PaymentRow; answered: boolean } | null> {
     const after: PaymentRow = { ...before, ...changes };
     const columns = Object.keys(changes) as (keyof PaymentChanges)[];
