@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { DataSource } from 'typeorm';
 import { LockProvider } from '@app/lock';
-import { seatLockKey } from '../apps/api/src/modules/booking/booking.service';
+import { seatLockKey } from '../apps/api/src/modules/booking/hold.service';
 import { createEvent } from './support/fixtures';
 import { RedisServer } from './support/redis-server';
 import { TestApp } from './support/test-app';

@@ -74,3 +74,42 @@ for i = 1, #KEYS do
 end
 return 1
 `;
+
+/**
+ * The first of several equally sized groups whose keys are all free (or this owner's), taken whole
+ * with one fencing token as in ACQUIRE_MANY_SCRIPT. KEYS: g groups of q lock keys, then their fence
+ * counters in the same order. ARGV: owner, ttl, counter ttl, q. Returns {1, group (1-based), token}
+ * or {0} when every group has a key held by someone else. Redis runs it atomically, so contenders
+ * offered the same groups each get a different one instead of all fighting over the first.
+ */
+export const ACQUIRE_FIRST_SCRIPT = `
+local n = #KEYS / 2
+local q = tonumber(ARGV[4])
+local owner = ARGV[1]
+for g = 0, n / q - 1 do
+  local base = g * q
+  local free = true
+  for i = 1, q do
+    local holder = redis.call('GET', KEYS[base + i])
+    if holder and holder ~= owner then
+      free = false
+      break
+    end
+  end
+  if free then
+    local now = redis.call('TIME')
+    local token = tonumber(now[1]) * 1000000 + tonumber(now[2])
+    for i = 1, q do
+      redis.call('SET', KEYS[base + i], owner, 'PX', ARGV[2])
+      local counter = tonumber(redis.call('GET', KEYS[n + base + i]) or '0')
+      if counter + 1 > token then token = counter + 1 end
+    end
+    local text = string.format('%.0f', token)
+    for i = 1, q do
+      redis.call('SET', KEYS[n + base + i], text, 'PX', ARGV[3])
+    end
+    return {1, g + 1, text}
+  end
+end
+return {0}
+`;

@@ -45,6 +45,24 @@ export class EnvironmentVariables {
   @Max(86400)
   HOLD_TTL_SECONDS = 300;
 
+  /** An extended hold never lasts past its creation plus this. */
+  @IsInt()
+  @Min(1)
+  @Max(86400)
+  HOLD_MAX_LIFETIME_SECONDS = 1800;
+
+  /** How often one hold may be extended (0: never). */
+  @IsInt()
+  @Min(0)
+  @Max(100)
+  HOLD_MAX_EXTENSIONS = 2;
+
+  /** Seats one customer may hold or have booked for one event at once. */
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  MAX_SEATS_PER_CUSTOMER_PER_EVENT = 20;
+
   @IsInt()
   @Min(1)
   @Max(100)

@@ -5,6 +5,7 @@ import { Notifications1764000000000 } from './migrations/1764000000000-notificat
 import { NotificationDeliveries1764100000000 } from './migrations/1764100000000-notification-deliveries';
 import { OneStatementHold1764200000000 } from './migrations/1764200000000-one-statement-hold';
 import { OneStatementPayments1764300000000 } from './migrations/1764300000000-one-statement-payments';
+import { OnSaleSeating1764400000000 } from './migrations/1764400000000-on-sale-seating';
 
 export interface DatabaseSettings {
   url: string;
@@ -27,6 +28,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       NotificationDeliveries1764100000000,
       OneStatementHold1764200000000,
       OneStatementPayments1764300000000,
+      OnSaleSeating1764400000000,
     ],
     migrationsRun: settings.migrationsRun ?? false,
     migrationsTransactionMode: 'each',

@@ -7,25 +7,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * seats, the booking, its timeline entry and its outbox row — all of it or nothing. No NOTIFY: the
  * instance that wrote the hold wakes its own dispatcher after the statement returns.
  */
-export class OneStatementHold1764200000000 implements MigrationInterface {
-  name = 'OneStatementHold1764200000000';
-
-  async up(queryRunner: QueryRunner): Promise<void> {
-    // A booking as the API shows it (BookingDto), for outbox payloads written inside SQL.
-    await queryRunner.query(`
-      CREATE FUNCTION seatlock_booking_json(b bookings) RETURNS jsonb
-      LANGUAGE sql STABLE AS $$
-        SELECT jsonb_build_object(
-          'id', b.id, 'status', b.status, 'eventId', b.event_id, 'seats', to_jsonb(b.seat_labels),
-          'amountCents', b.amount_cents, 'currency', b.currency,
-          'expiresAt', to_char(b.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-          'fencingToken', b.fence::text,
-          'createdAt', to_char(b.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-      $$`);
-
-    // outcome: 'held' (booking set), 'unavailable' (taken: the seats held or booked by others),
-    // 'stale' (newest_fence: PostgreSQL holds a fence at least as new as the token; nothing written).
-    await queryRunner.query(`
+/** The first one-statement hold; 1764400000000 replaced it (its down restores this one). */
+export const HOLD_V1_SQL = `
       CREATE FUNCTION seatlock_hold(
         p_booking uuid, p_customer uuid, p_event uuid, p_labels text[], p_amount bigint,
         p_currency text, p_fence bigint, p_ttl_seconds integer)
@@ -109,7 +92,27 @@ export class OneStatementHold1764200000000 implements MigrationInterface {
         RETURN QUERY SELECT 'held', seatlock_booking_json(v_booking), NULL::text[], v_token,
                             v_expired;
       END
+      $$`;
+
+export class OneStatementHold1764200000000 implements MigrationInterface {
+  name = 'OneStatementHold1764200000000';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    // A booking as the API shows it (BookingDto), for outbox payloads written inside SQL.
+    await queryRunner.query(`
+      CREATE FUNCTION seatlock_booking_json(b bookings) RETURNS jsonb
+      LANGUAGE sql STABLE AS $$
+        SELECT jsonb_build_object(
+          'id', b.id, 'status', b.status, 'eventId', b.event_id, 'seats', to_jsonb(b.seat_labels),
+          'amountCents', b.amount_cents, 'currency', b.currency,
+          'expiresAt', to_char(b.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+          'fencingToken', b.fence::text,
+          'createdAt', to_char(b.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
       $$`);
+
+    // outcome: 'held' (booking set), 'unavailable' (taken: the seats held or booked by others),
+    // 'stale' (newest_fence: PostgreSQL holds a fence at least as new as the token; nothing written).
+    await queryRunner.query(HOLD_V1_SQL);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

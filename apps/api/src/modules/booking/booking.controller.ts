@@ -22,8 +22,10 @@ export class BookingController {
   constructor(private readonly bookings: BookingService) {}
 
   /**
-   * Holds seats for HOLD_TTL_SECONDS, all or none. 409 lists `conflictingSeats`; 422 names unknown
-   * or repeated labels or too many seats.
+   * Holds seats for HOLD_TTL_SECONDS, all or none: the named `seatIds`, or the best available
+   * `quantity` (adjacent unless `together: false`; answered with `nextToEachOther`). 409 lists
+   * `conflictingSeats`, or says SOLD_OUT, NOT_ENOUGH_TOGETHER or CUSTOMER_LIMIT; 422 names unknown
+   * or repeated labels, too many seats, an unknown section, or the seats a hold would strand.
    */
   @Post()
   @HttpCode(201)
@@ -33,6 +35,21 @@ export class BookingController {
     @Body() body: CreateBookingDto,
   ): Promise<BookingDto> {
     return this.bookings.hold(customer, body);
+  }
+
+  /**
+   * Extends a live hold to now + HOLD_TTL_SECONDS, never past its creation +
+   * HOLD_MAX_LIFETIME_SECONDS, at most HOLD_MAX_EXTENSIONS times; else 409 BOOKING.CANNOT_EXTEND with
+   * `reason` (`not_held`, `max_extensions`, `max_lifetime`). A lapsed hold is never revived.
+   */
+  @Post(':id/extend')
+  @HttpCode(200)
+  @ApiProblems(400, 404, 409)
+  extend(
+    @CurrentCustomer() customer: AuthenticatedCustomer,
+    @UuidParam('id') id: string,
+  ): Promise<BookingDto> {
+    return this.bookings.extend(customer, id);
   }
 
   /** My bookings, newest first. Total in X-Total-Count, pages in Link. */

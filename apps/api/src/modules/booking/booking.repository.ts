@@ -21,11 +21,26 @@ export interface BookingRow {
 
 /** One row of seatlock_hold(): what the one-statement hold did. */
 export interface HoldResult {
-  outcome: 'held' | 'unavailable' | 'stale';
+  outcome: 'held' | 'unavailable' | 'stale' | 'limit' | 'orphan';
   booking: BookingDto | null;
+  /** unavailable: the seats others have; orphan: the seats the hold would strand. */
   taken: string[] | null;
   newest_fence: string | null;
   expired: number;
+  /** limit: the seats this customer already has for the event. */
+  current_seats: number | null;
+}
+
+/** What the one-statement extension did (see seatlock_extend). */
+export interface ExtendResult {
+  outcome: 'not_found' | 'extended' | 'not_held' | 'max_extensions' | 'max_lifetime';
+  booking: BookingDto | null;
+}
+
+export interface ExtendLimits {
+  ttlSeconds: number;
+  maxLifetimeSeconds: number;
+  maxExtensions: number;
 }
 
 /** What the one-statement release did (see seatlock_release). */
@@ -44,6 +59,10 @@ export interface HoldInput {
   /** The Redis token; null lets PostgreSQL mint one. */
   fence: bigint | null;
   ttlSeconds: number;
+  /** The event's orphan policy is strict. */
+  orphanCheck: boolean;
+  /** Most seats one customer may have for the event, this hold included. */
+  customerLimit: number;
 }
 
 const COLUMNS = `id, customer_id, event_id, status, seat_labels, amount_cents, currency,
@@ -65,7 +84,7 @@ export function toBookingDto(row: BookingRow): BookingDto {
 
 /**
  * The bookings table. Its state changes are one statement each, SQL functions written once in the
- * migrations (seatlock_hold, seatlock_release, seatlock_expire_booking, and the payment's
+ * migrations (seatlock_hold, seatlock_release, seatlock_expire_booking, seatlock_extend and the payment's
  * seatlock_payment_confirm), each writing the seats, the booking, its timeline and its outbox row
  * together; deadlocks between overlapping multi-seat changes are retried here.
  */
@@ -76,8 +95,8 @@ export class BookingRepository {
   async hold(input: HoldInput): Promise<HoldResult> {
     const [result] = await retryingAborted(() =>
       this.dataSource.query<HoldResult[]>(
-        `SELECT outcome, booking, taken, newest_fence, expired
-         FROM seatlock_hold($1, $2, $3, $4, $5, $6, $7, $8)`,
+        `SELECT outcome, booking, taken, newest_fence, expired, current_seats
+         FROM seatlock_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
         [
           input.bookingId,
           input.customerId,
@@ -87,7 +106,20 @@ export class BookingRepository {
           input.currency,
           input.fence?.toString() ?? null,
           input.ttlSeconds,
+          input.orphanCheck,
+          input.customerLimit,
         ],
+      ),
+    );
+    return result;
+  }
+
+  /** The owner's extension of a live hold, fenced, with its timeline and outbox rows. */
+  async extend(bookingId: string, customerId: string, limits: ExtendLimits): Promise<ExtendResult> {
+    const [result] = await retryingAborted(() =>
+      this.dataSource.query<ExtendResult[]>(
+        `SELECT outcome, booking FROM seatlock_extend($1, $2, $3, $4, $5)`,
+        [bookingId, customerId, limits.ttlSeconds, limits.maxLifetimeSeconds, limits.maxExtensions],
       ),
     );
     return result;

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { BulkheadRejectedError, bulkhead, type BulkheadPolicy } from 'cockatiel';
 import { DataSource, type EntityManager } from 'typeorm';
-import { type Lease, LockBusyError, LockProvider, LockUnavailableError } from '@app/lock';
 import type { AuthenticatedCustomer } from '../../common/auth/auth.decorators';
 import type { Page } from '../../common/pagination/page';
 import type { PageQueryDto } from '../../common/pagination/page-query.dto';
@@ -12,6 +10,7 @@ import { inTransaction } from '../../database/in-transaction';
 import { CatalogService } from '../catalog/catalog.service';
 import type { SeatMap } from '../catalog/seat-map';
 import { NotificationService } from '../notification/notification.service';
+import { BestAvailableService } from './best-available.service';
 import { BookingRepository, type BookingRow, toBookingDto } from './booking.repository';
 import { BookingTimelineRepository } from './booking-timeline.repository';
 import { BookingError } from './booking.errors';
@@ -19,6 +18,7 @@ import { BookingMetrics } from './booking.metrics';
 import type { BookingDto } from './dto/booking.dto';
 import type { CreateBookingDto } from './dto/create-booking.dto';
 import type { TimelineEntryDto } from './dto/timeline-entry.dto';
+import { HoldService, seatLockKey } from './hold.service';
 
 /**
  * Lets a module downstream react to a cancellation without booking importing it: `inTransaction`
@@ -30,21 +30,6 @@ export interface CancellationHandler {
   afterCommit(bookingId: string): Promise<void>;
 }
 
-/** Past this many, pending releases are dropped: the keys still expire with their TTL. */
-const MAX_UNRELEASED = 10_000;
-
-/** PostgreSQL holds a newer fence than the token Redis minted (Redis lost its counters). */
-class StaleTokenError extends Error {
-  constructor(readonly newestFence: bigint) {
-    super(`fencing token is older than the stored fence ${newestFence}`);
-  }
-}
-
-/** Lock keys of one event share a hash tag, so all-or-nothing works on Redis Cluster too. */
-export function seatLockKey(eventId: string, label: string): string {
-  return `seat:{event:${eventId}}:${label}`;
-}
-
 /**
  * The booking module's facade: holds, releases, expiry and the timeline. Redis (through the lock
  * provider) turns most contenders away early; every state change is a conditional write in
@@ -53,9 +38,6 @@ export function seatLockKey(eventId: string, label: string): string {
 @Injectable()
 export class BookingService {
   private readonly logger = new Logger(BookingService.name);
-  private readonly fallback: BulkheadPolicy;
-  /** Seat locks whose release Redis did not take; retried by the sweeper so they do not block free seats. */
-  private readonly unreleased = new Map<string, readonly string[]>();
   private readonly cancellationHandlers: CancellationHandler[] = [];
 
   constructor(
@@ -64,59 +46,52 @@ export class BookingService {
     private readonly timelines: BookingTimelineRepository,
     private readonly catalog: CatalogService,
     private readonly notifications: NotificationService,
-    private readonly lock: LockProvider,
+    private readonly holds: HoldService,
+    private readonly bestAvailable: BestAvailableService,
     private readonly config: AppConfigService,
     private readonly metrics: BookingMetrics,
-  ) {
-    this.fallback = bulkhead(config.get('FALLBACK_CONCURRENCY'), config.get('FALLBACK_QUEUE'));
-  }
+  ) {}
 
+  /** Holds the named seats, or (with `quantity`) the best available ones, all or none. */
   async hold(customer: AuthenticatedCustomer, input: CreateBookingDto): Promise<BookingDto> {
     const seatMap = await this.catalog.getSeatMap(input.eventId);
-    const labels = this.validateSeats(seatMap, input.seatIds);
     const bookingId = randomUUID();
-    const ttlSeconds = this.config.get('HOLD_TTL_SECONDS');
-    const keys = labels.map((label) => seatLockKey(seatMap.eventId, label));
-
-    let lease: Lease | null = null;
-    if (this.lock.mode !== 'off') {
-      try {
-        lease = await this.lock.acquireMany(keys, ttlSeconds * 1000, bookingId);
-      } catch (error) {
-        if (error instanceof LockBusyError) {
-          this.metrics.holds.inc({ outcome: 'conflict_redis' });
-          throw BookingError.seatsUnavailable(
-            labels.filter((_, i) => error.busyKeys.includes(keys[i])),
-          );
-        }
-        if (!(error instanceof LockUnavailableError)) throw error;
-        this.metrics.fallbacks.inc({ reason: `redis_${error.reason}` });
-        // A timed-out script may still run once Redis wakes; its keys must not outlive this request.
-        if (error.reason === 'timeout') this.unreleased.set(bookingId, keys);
-      }
+    if (input.quantity !== undefined) {
+      return this.bestAvailable.hold(
+        customer,
+        seatMap,
+        {
+          eventId: seatMap.eventId,
+          quantity: input.quantity,
+          section: input.section,
+          together: input.together,
+        },
+        bookingId,
+      );
     }
+    const labels = this.validateSeats(seatMap, input.seatIds ?? []);
+    return this.holds.hold(customer, seatMap, labels, bookingId);
+  }
 
-    const write = (fence: bigint | null): Promise<BookingDto> =>
-      this.writeHold(customer, seatMap, labels, bookingId, fence, ttlSeconds);
-    try {
-      let booking: BookingDto;
-      if (lease) {
-        booking = await this.writeWithLease(write, keys, lease);
-      } else if (this.lock.mode === 'off') {
-        booking = await write(null);
-      } else {
-        booking = await this.fallback.execute(() => write(null));
-      }
-      this.metrics.holds.inc({ outcome: 'held' });
-      return booking;
-    } catch (error) {
-      if (lease) await this.releaseLease(lease.keys, bookingId);
-      if (error instanceof BulkheadRejectedError) throw BookingError.overloaded();
-      if (error instanceof BookingError && error.status === 409) {
-        this.metrics.holds.inc({ outcome: 'conflict_database' });
-      }
-      throw error;
+  /**
+   * Moves a live hold's expiry to now + HOLD_TTL_SECONDS, within HOLD_MAX_LIFETIME_SECONDS of its
+   * creation, at most HOLD_MAX_EXTENSIONS times; then its seat locks in Redis follow.
+   */
+  async extend(customer: AuthenticatedCustomer, bookingId: string): Promise<BookingDto> {
+    const result = await this.bookings.extend(bookingId, customer.id, {
+      ttlSeconds: this.config.get('HOLD_TTL_SECONDS'),
+      maxLifetimeSeconds: this.config.get('HOLD_MAX_LIFETIME_SECONDS'),
+      maxExtensions: this.config.get('HOLD_MAX_EXTENSIONS'),
+    });
+    if (result.outcome === 'not_found' || !result.booking) throw BookingError.notFound(bookingId);
+    if (result.outcome !== 'extended') {
+      // A lapsed hold was expired by the same statement: its notifications are due.
+      if (result.booking.status === 'expired') this.notifications.committed();
+      throw BookingError.cannotExtend(result.outcome);
     }
+    this.notifications.committed();
+    await this.holds.extendLocks(result.booking);
+    return result.booking;
   }
 
   async list(customer: AuthenticatedCustomer, page: PageQueryDto): Promise<Page<BookingDto>> {
@@ -157,7 +132,7 @@ export class BookingService {
       this.notifications.committed();
     }
     // Only the call that ended the hold frees its Redis keys; a repeated DELETE costs no round trip.
-    await this.releaseLease(
+    await this.holds.releaseLease(
       booking.seats.map((label) => seatLockKey(booking.eventId, label)),
       booking.id,
     );
@@ -239,62 +214,6 @@ export class BookingService {
     return seatIds;
   }
 
-  /**
-   * Writes the hold with the Redis token. If PostgreSQL already holds a newer fence (Redis lost its
-   * counters and seeded from a clock behind PostgreSQL's), raise Redis's counters and let
-   * PostgreSQL mint the token this once.
-   */
-  private async writeWithLease(
-    write: (fence: bigint | null) => Promise<BookingDto>,
-    keys: string[],
-    lease: Lease,
-  ): Promise<BookingDto> {
-    try {
-      return await write(lease.fence);
-    } catch (error) {
-      if (!(error instanceof StaleTokenError)) throw error;
-      this.metrics.staleFences.inc();
-      this.logger.warn(
-        { fence: lease.fence.toString(), stored: error.newestFence.toString() },
-        'PostgreSQL refused a stale fencing token; it mints this one and Redis is ratcheted to it',
-      );
-      const booking = await write(null);
-      // Up to the token PostgreSQL just stored, so the next Redis token beats it.
-      await this.lock.ratchet(keys, BigInt(booking.fencingToken)).catch(() => undefined);
-      return booking;
-    }
-  }
-
-  /**
-   * The hold in one statement (seatlock_hold, see its migration): the requested seats locked, their
-   * lapsed holds expired, every seat checked free and older than the token, then seats, booking,
-   * timeline and outbox written together — or nothing at all.
-   */
-  private async writeHold(
-    customer: AuthenticatedCustomer,
-    seatMap: SeatMap,
-    labels: string[],
-    bookingId: string,
-    fence: bigint | null,
-    ttlSeconds: number,
-  ): Promise<BookingDto> {
-    const result = await this.bookings.hold({
-      bookingId,
-      customerId: customer.id,
-      eventId: seatMap.eventId,
-      labels,
-      amountCents: labels.reduce((sum, label) => sum + (seatMap.prices.get(label) ?? 0), 0),
-      currency: seatMap.currency,
-      fence,
-      ttlSeconds,
-    });
-    if (result.expired > 0) this.metrics.expired.inc({ by: 'inline' }, result.expired);
-    if (result.expired > 0 || result.outcome === 'held') this.notifications.committed();
-    if (result.outcome === 'held' && result.booking) return result.booking;
-    if (result.outcome === 'stale') throw new StaleTokenError(BigInt(result.newest_fence ?? 0));
-    throw BookingError.seatsUnavailable(result.taken ?? labels);
-  }
-
   private async findOwned(customer: AuthenticatedCustomer, bookingId: string): Promise<BookingRow> {
     // Another customer's booking is answered exactly like a missing one.
     const row = await this.bookings.find(bookingId, customer.id);
@@ -302,26 +221,8 @@ export class BookingService {
     return row;
   }
 
-  /**
-   * Frees this booking's seat locks in Redis. If Redis cannot be reached they would keep answering 409
-   * for seats PostgreSQL already freed until their TTL, so they are kept for `retryUnreleasedLocks`.
-   */
-  private async releaseLease(keys: readonly string[], owner: string): Promise<void> {
-    if (this.lock.mode === 'off') return;
-    try {
-      await this.lock.release({ keys, owner });
-      this.unreleased.delete(owner);
-    } catch (error) {
-      if (this.unreleased.size < MAX_UNRELEASED) this.unreleased.set(owner, keys);
-      this.logger.debug({ err: error, bookingId: owner }, 'Seat locks not released; will retry');
-    }
-  }
-
-  /** Retries releases Redis missed; answers how many are still pending. */
-  async retryUnreleasedLocks(): Promise<number> {
-    for (const [owner, keys] of [...this.unreleased]) {
-      await this.releaseLease(keys, owner);
-    }
-    return this.unreleased.size;
+  /** Retries seat-lock releases Redis missed; answers how many are still pending. */
+  retryUnreleasedLocks(): Promise<number> {
+    return this.holds.retryUnreleasedLocks();
   }
 }

@@ -13,7 +13,7 @@ import type { SeatDto } from './dto/seat.dto';
 import { EventRepository } from './event.repository';
 import { buildSeatMap } from './seat-map.builder';
 import type { SeatMap } from './seat-map';
-import { SeatRepository } from './seat.repository';
+import { SeatRepository, type SeatStatus } from './seat.repository';
 
 export const MAX_SEATS_PER_EVENT = 10_000;
 /**
@@ -64,6 +64,7 @@ export class CatalogService {
         currency: input.currency,
         sections,
         seatCount,
+        orphanPolicy: input.orphanPolicy ?? 'off',
       });
       await this.seats.insertAll(manager, id, seats);
     });
@@ -104,6 +105,11 @@ export class CatalogService {
       currency: seatMap.currency,
       status: statuses[index],
     }));
+  }
+
+  /** Each seat's effective status, in seat-map position order: one short statement. */
+  seatStatuses(seatMap: SeatMap): Promise<SeatStatus[]> {
+    return this.seats.listStatuses(seatMap.eventId);
   }
 
   /** The event's seat labels and prices; cached, since a seat map never changes once created. */

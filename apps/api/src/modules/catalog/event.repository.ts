@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../common/pagination/page';
 import type { EventDto } from './dto/event.dto';
+import type { OrphanPolicy } from './seat-map';
 import { EFFECTIVE_SEAT_STATUS } from './seat.repository';
 
 export interface SectionSpec {
@@ -20,6 +21,7 @@ export interface NewEvent {
   currency: string;
   sections: SectionSpec[];
   seatCount: number;
+  orphanPolicy: OrphanPolicy;
 }
 
 interface EventRow {
@@ -29,6 +31,7 @@ interface EventRow {
   starts_at: Date;
   currency: string;
   sections: SectionSpec[];
+  orphan_policy: OrphanPolicy;
   created_at: Date;
   total: number;
   free: number;
@@ -38,7 +41,7 @@ interface EventRow {
 
 /** Every event as shown: its columns and its seats counted by effective status. */
 const EVENT_WITH_COUNTS = `
-  SELECT e.id, e.name, e.venue, e.starts_at, e.currency, e.sections, e.created_at,
+  SELECT e.id, e.name, e.venue, e.starts_at, e.currency, e.sections, e.orphan_policy, e.created_at,
          c.total::int, c.free::int, c.held::int, c.booked::int
   FROM events e
   CROSS JOIN LATERAL (
@@ -57,6 +60,7 @@ function toDto(row: EventRow): EventDto {
     startsAt: row.starts_at.toISOString(),
     currency: row.currency,
     sections: row.sections,
+    orphanPolicy: row.orphan_policy,
     seatCounts: { total: row.total, free: row.free, held: row.held, booked: row.booked },
     createdAt: row.created_at.toISOString(),
   };
@@ -69,8 +73,9 @@ export class EventRepository {
 
   async insert(manager: EntityManager, event: NewEvent): Promise<void> {
     await manager.query(
-      `INSERT INTO events (id, name, venue, starts_at, currency, sections, seat_count)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      `INSERT INTO events (id, name, venue, starts_at, currency, sections, seat_count,
+                           orphan_policy)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
       [
         event.id,
         event.name,
@@ -79,6 +84,7 @@ export class EventRepository {
         event.currency,
         JSON.stringify(event.sections),
         event.seatCount,
+        event.orphanPolicy,
       ],
     );
   }

@@ -35,7 +35,14 @@ describe('buildSeatMap', () => {
       'E2',
       'E3',
     ]);
-    expect(seats[6]).toEqual({ label: 'D1', section: 'Balcony', position: 6, priceCents: 2500 });
+    expect(seats[6]).toEqual({
+      label: 'D1',
+      section: 'Balcony',
+      row: 'D',
+      number: 1,
+      position: 6,
+      priceCents: 2500,
+    });
     expect(new Set(seats.map((s) => s.label)).size).toBe(seats.length);
   });
 

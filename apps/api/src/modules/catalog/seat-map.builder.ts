@@ -3,6 +3,9 @@ import type { SectionSpec } from './event.repository';
 export interface PlannedSeat {
   label: string;
   section: string;
+  /** Row name (`D`) and seat number within the row (1 at one end). */
+  row: string;
+  number: number;
   position: number;
   priceCents: number;
 }
@@ -30,6 +33,8 @@ export function buildSeatMap(sections: SectionSpec[]): PlannedSeat[] {
         seats.push({
           label: `${name}${number}`,
           section: section.name,
+          row: name,
+          number,
           position: seats.length,
           priceCents: section.priceCents,
         });

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
-import type { SeatMap } from './seat-map';
+import type { OrphanPolicy, SeatMap, SeatMapRow } from './seat-map';
 import type { PlannedSeat } from './seat-map.builder';
 
 export type SeatStatus = 'free' | 'held' | 'booked';
@@ -14,11 +14,13 @@ const STATUS_BY_LETTER: Readonly<Record<string, SeatStatus>> = {
   b: 'booked',
 };
 
-interface SeatMapRow {
+interface SeatMapQueryRow {
   currency: string;
+  orphan_policy: OrphanPolicy;
   label: string;
   section: string;
   price_cents: number;
+  row_name: string;
 }
 
 /**
@@ -36,22 +38,24 @@ export class SeatRepository {
     seats: readonly PlannedSeat[],
   ): Promise<void> {
     await manager.query(
-      `INSERT INTO seats (event_id, label, section, position, price_cents)
-       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[])`,
+      `INSERT INTO seats (event_id, label, section, position, price_cents, row_name, seat_number)
+       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[])`,
       [
         eventId,
         seats.map((s) => s.label),
         seats.map((s) => s.section),
         seats.map((s) => s.position),
         seats.map((s) => s.priceCents),
+        seats.map((s) => s.row),
+        seats.map((s) => s.number),
       ],
     );
   }
 
   /** The event's seat labels and prices in position order, with its currency; null if no event. */
   async loadSeatMap(eventId: string): Promise<SeatMap | null> {
-    const rows = await this.dataSource.query<SeatMapRow[]>(
-      `SELECT e.currency, s.label, s.section, s.price_cents
+    const rows = await this.dataSource.query<SeatMapQueryRow[]>(
+      `SELECT e.currency, e.orphan_policy, s.label, s.section, s.price_cents, s.row_name
        FROM events e JOIN seats s ON s.event_id = e.id WHERE e.id = $1 ORDER BY s.position`,
       [eventId],
     );
@@ -61,11 +65,32 @@ export class SeatRepository {
       section: row.section,
       priceCents: row.price_cents,
     }));
+    // A row's seats are consecutive positions numbered from 1 (see seat-map.builder.ts).
+    const seatRows: SeatMapRow[] = [];
+    const sections: string[] = [];
+    rows.forEach((row, position) => {
+      const last = seatRows[seatRows.length - 1];
+      if (last && last.name === row.row_name && last.section === row.section) {
+        last.length += 1;
+        return;
+      }
+      if (sections[sections.length - 1] !== row.section) sections.push(row.section);
+      seatRows.push({
+        section: row.section,
+        sectionIndex: sections.length - 1,
+        name: row.row_name,
+        first: position,
+        length: 1,
+      });
+    });
     return {
       eventId,
       currency: rows[0].currency,
+      orphanPolicy: rows[0].orphan_policy,
       prices: new Map(seats.map((seat) => [seat.label, seat.priceCents])),
       seats,
+      rows: seatRows,
+      sections,
     };
   }
 

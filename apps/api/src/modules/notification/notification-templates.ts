@@ -47,6 +47,11 @@ export class NotificationTemplates {
           'Seats held',
           `${seats} held for you (${amount})${booking.expiresAt ? ` until ${booking.expiresAt}` : ''}; pay to confirm.`,
         );
+      case 'booking.extended':
+        return text(
+          'Hold extended',
+          `Your hold on ${seats} now lasts${booking.expiresAt ? ` until ${booking.expiresAt}` : ' longer'}; pay to confirm.`,
+        );
       case 'booking.confirmed':
         return text('Booking confirmed', `${seats} booked and paid (${amount}).`);
       case 'booking.released':

@@ -1,6 +1,7 @@
 /** Every transition the customer hears about (DESIGN.md, "Outbound webhook events"). */
 export const NOTIFICATION_TOPICS = [
   'booking.held',
+  'booking.extended',
   'booking.confirmed',
   'booking.released',
   'booking.expired',

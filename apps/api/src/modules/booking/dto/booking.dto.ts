@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import type { BookingStatus } from '../booking.repository';
 
 export class BookingDto {
@@ -25,4 +25,8 @@ export class BookingDto {
   fencingToken: string;
 
   createdAt: string;
+
+  /** Best-available holds only: whether the seats are adjacent in one row. */
+  @ApiPropertyOptional({ example: true })
+  nextToEachOther?: boolean;
 }

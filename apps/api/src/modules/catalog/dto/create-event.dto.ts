@@ -1,17 +1,21 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   ArrayMinSize,
   IsArray,
   IsISO4217CurrencyCode,
+  IsIn,
   IsISO8601,
   IsNotEmpty,
+  IsOptional,
   IsString,
   Matches,
   MaxLength,
   ValidateNested,
 } from 'class-validator';
 import { HasVisibleText } from '../../../common/validation/has-visible-text.decorator';
+import type { OrphanPolicy } from '../seat-map';
 import { CreateSectionDto } from './create-section.dto';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
@@ -50,4 +54,13 @@ export class CreateEventDto {
   @Matches(/^[A-Z]{3}$/, { message: 'currency must be three upper-case letters' })
   @IsISO4217CurrencyCode()
   currency: string;
+
+  /**
+   * `strict` refuses holds that would strand a single free seat between unavailable ones (unless
+   * unavoidable); `off` (the default) allows them.
+   */
+  @ApiPropertyOptional({ enum: ['off', 'strict'], default: 'off', example: 'strict' })
+  @IsOptional()
+  @IsIn(['off', 'strict'], { message: 'orphanPolicy must be "off" or "strict"' })
+  orphanPolicy?: OrphanPolicy;
 }

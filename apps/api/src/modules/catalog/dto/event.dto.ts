@@ -1,3 +1,5 @@
+import { ApiProperty } from '@nestjs/swagger';
+import type { OrphanPolicy } from '../seat-map';
 import { SeatCountsDto } from './seat-counts.dto';
 import { SectionDto } from './section.dto';
 
@@ -10,6 +12,12 @@ export class EventDto {
   /** ISO 4217 code of every price of this event. */
   currency: string;
   sections: SectionDto[];
+  /**
+   * `strict`: a hold that would leave a single free seat stranded between unavailable ones is
+   * refused (422 BOOKING.ORPHAN_SEAT); `off`: no such check.
+   */
+  @ApiProperty({ enum: ['off', 'strict'], example: 'strict' })
+  orphanPolicy: OrphanPolicy;
   seatCounts: SeatCountsDto;
   createdAt: string;
 }

@@ -35,6 +35,7 @@ interface TopicCase {
 /** Every topic with the booking status it carries, and the payment for payment topics. */
 const TOPICS: TopicCase[] = [
   { topic: 'booking.held', status: 'held', title: 'Seats held' },
+  { topic: 'booking.extended', status: 'held', title: 'Hold extended' },
   { topic: 'booking.confirmed', status: 'confirmed', title: 'Booking confirmed' },
   { topic: 'booking.released', status: 'released', title: 'Hold released' },
   { topic: 'booking.expired', status: 'expired', title: 'Hold expired' },

@@ -22,7 +22,7 @@ export class CreateWebhookEndpointDto {
   url: string;
 
   /**
-   * Event types to receive (booking.held, booking.confirmed, booking.released, booking.expired,
+   * Event types to receive (booking.held, booking.extended, booking.confirmed, booking.released, booking.expired,
    * booking.cancelled, payment.declined, payment.voided, payment.refunded), or `["*"]` for all.
    * Missing: all.
    * @example ["booking.confirmed", "payment.refunded"]
