@@ -6,13 +6,7 @@ import type { Lease, LeaseContext } from './lease';
 import { LockBusyError, LockLostError, LockUnavailableError } from './lock.errors';
 import { LockMetrics } from './lock.metrics';
 import type { AcquireOptions, LockMode, LockOptions } from './lock.options';
-import {
-  ACQUIRE_FIRST_SCRIPT,
-  ACQUIRE_MANY_SCRIPT,
-  EXTEND_SCRIPT,
-  RATCHET_SCRIPT,
-  RELEASE_SCRIPT,
-} from './lock.scripts';
+import { ACQUIRE_MANY_SCRIPT, EXTEND_SCRIPT, RATCHET_SCRIPT, RELEASE_SCRIPT } from './lock.scripts';
 
 /** Long enough for a busy event loop to read the reply, far shorter than any lease. */
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
@@ -32,7 +26,6 @@ function script(source: string): Script {
 
 const SCRIPTS = {
   acquireMany: script(ACQUIRE_MANY_SCRIPT),
-  acquireFirst: script(ACQUIRE_FIRST_SCRIPT),
   release: script(RELEASE_SCRIPT),
   extend: script(EXTEND_SCRIPT),
   ratchet: script(RATCHET_SCRIPT),
@@ -255,88 +248,6 @@ export class LockProvider {
       ttlMs: Number(args[1]),
       validUntil,
     };
-  }
-
-  /**
-   * Takes the first of `groups` (all of one size) whose keys are all free, whole, with one fencing
-   * token; null when every group has a key held by someone else. One round trip on a single server;
-   * with several nodes the groups are tried in order, one acquireMany each, up to `maxQuorumTries`.
-   */
-  async acquireFirst(
-    groups: readonly (readonly string[])[],
-    ttlMs: number,
-    owner: string,
-    maxQuorumTries = 8,
-  ): Promise<{ lease: Lease; index: number } | null> {
-    if (this.mode === 'off') throw this.offError();
-    if (groups.length === 0) return null;
-    const size = groups[0].length;
-    if (size === 0 || groups.some((group) => group.length !== size)) {
-      throw new RangeError('acquireFirst needs non-empty groups of one size');
-    }
-    if (this.nodes.length > 1)
-      return this.acquireFirstOnQuorum(groups, ttlMs, owner, maxQuorumTries);
-
-    const keys = groups.flat();
-    const scriptKeys = new Array<string>(keys.length * 2);
-    for (let i = 0; i < keys.length; i += 1) {
-      scriptKeys[i] = this.lockKey(keys[i]);
-      scriptKeys[keys.length + i] = this.fenceKey(keys[i]);
-    }
-    const args = [
-      owner,
-      String(ttlMs),
-      String(Math.max(this.fenceCounterTtlMs, ttlMs)),
-      String(size),
-    ];
-    const started = performance.now();
-    const validUntil = started + ttlMs - this.drift(ttlMs);
-    let reply: [number, number?, string?];
-    try {
-      reply = (await this.run(
-        this.nodes[0],
-        SCRIPTS.acquireFirst,
-        scriptKeys,
-        args,
-      )) as typeof reply;
-    } catch (error) {
-      this.metrics.unavailable.inc();
-      throw error;
-    } finally {
-      this.metrics.acquireSeconds.observe((performance.now() - started) / 1000);
-    }
-    if (reply[0] !== 1) {
-      this.metrics.busy.inc();
-      return null;
-    }
-    const index = Number(reply[1]) - 1;
-    const chosen = groups[index];
-    if (performance.now() >= validUntil) {
-      void this.releaseOn(this.nodes, chosen, owner).catch(() => 0);
-      this.metrics.unavailable.inc();
-      throw new LockUnavailableError('the lease expired before Redis answered', 'timeout');
-    }
-    this.metrics.acquired.inc();
-    return {
-      lease: { keys: [...chosen], owner, fence: BigInt(reply[2] as string), ttlMs, validUntil },
-      index,
-    };
-  }
-
-  private async acquireFirstOnQuorum(
-    groups: readonly (readonly string[])[],
-    ttlMs: number,
-    owner: string,
-    maxTries: number,
-  ): Promise<{ lease: Lease; index: number } | null> {
-    for (let index = 0; index < Math.min(groups.length, maxTries); index += 1) {
-      try {
-        return { lease: await this.acquireMany([...groups[index]], ttlMs, owner), index };
-      } catch (error) {
-        if (!(error instanceof LockBusyError)) throw error;
-      }
-    }
-    return null;
   }
 
   /** One key, no waiting: for jobs that only one instance should run at a time. */

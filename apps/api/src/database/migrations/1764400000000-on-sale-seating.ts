@@ -42,8 +42,10 @@ export class OnSaleSeating1764400000000 implements MigrationInterface {
     // in is exactly one longer than what the hold takes from that run. NULL when none.
     await queryRunner.query(`
       CREATE FUNCTION seatlock_orphans(p_event uuid, p_labels text[]) RETURNS text[]
-      LANGUAGE sql STABLE AS $$
-        WITH touched AS (
+      LANGUAGE plpgsql STABLE AS $$
+      BEGIN
+        -- PL/pgSQL keeps this plan for the session; as a SQL function it was planned every call.
+        RETURN (WITH touched AS (
           SELECT DISTINCT row_name FROM seats WHERE event_id = p_event AND label = ANY(p_labels)
         ), row_seats AS (
           SELECT s.label, s.row_name, s.seat_number,
@@ -71,7 +73,8 @@ export class OnSaleSeating1764400000000 implements MigrationInterface {
          WHERE was_free AND NOT taking
            AND NOT coalesce(left_free_after, false) AND NOT coalesce(right_free_after, false)
            AND (coalesce(left_free_before, false) OR coalesce(right_free_before, false))
-           AND run_length <> run_taken + 1
+           AND run_length <> run_taken + 1);
+      END
       $$`);
 
     await queryRunner.query(

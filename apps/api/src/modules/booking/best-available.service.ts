@@ -11,11 +11,12 @@ import { BookingError } from './booking.errors';
 import type { BookingDto } from './dto/booking.dto';
 import { HoldService, type LockOutcome } from './hold.service';
 
-/** Fresh looks at PostgreSQL's seat states one request may take before it gives up. */
+/** Refusals by PostgreSQL (seat taken or stranding since the look) one request accepts. */
 const MAX_ATTEMPTS = 4;
-/** Candidates offered to Redis per round trip, doubling each round (a stale look meets taken seats). */
-const FIRST_ROUND = 32;
-const MAX_ROUND = 512;
+/** Candidates one request tries in Redis per look before it looks again. */
+const MAX_ROUNDS = 16;
+/** A look this young is shared by new requests (a refusal is only ever answered from a newer one). */
+const LOOK_REUSE_MS = 250;
 
 export interface BestAvailableRequest {
   eventId: string;
@@ -24,23 +25,41 @@ export interface BestAvailableRequest {
   together?: boolean;
 }
 
-interface Snapshot {
+/** One read of an event's seat states, and the candidates ranked from it. */
+interface Look {
   startedAt: number;
   statuses: Promise<SeatStatus[]>;
+  plans: Map<string, Plan>;
+}
+
+/** The ranked candidates of one look for one kind of request (section, quantity, together). */
+interface Plan {
+  /** Free seats in scope. */
+  available: number;
+  /** Seat positions of each candidate, best first (single seats when not together). */
+  blocks: Block[];
+  /**
+   * Seats already given to a request of this look (or found taken in Redis): the next request gets
+   * the best candidate left, so a crowd on one instance spreads over the blocks without a conflict.
+   */
+  handedOut: Set<number>;
+  /** Candidates before it are all handed out. */
+  cursor: number;
 }
 
 /**
  * Best available: choose the best free seats by the ranking, lock them, hold them. PostgreSQL's
- * seat states say what is free (one short read, shared by the requests that arrive while it runs);
- * Redis then hands each concurrent request a different block of the ranked candidates in one round
- * trip, so a crowd asking for "2 together" spreads over the rows instead of fighting for the
- * centre. The hold itself is the manual one: all or nothing, fenced, the orphan rule and the cap
- * checked in its statement. A seat taken between looking and holding means looking again.
+ * seat states say what is free (one short read, shared by the requests of the next moment, ranked
+ * once); each request is handed the best candidate no other request of that look was given, then
+ * locks it in Redis (taken by another instance: the next one) and holds it with the manual hold's
+ * statement — all or nothing, fenced, the orphan rule and the cap checked there. A seat taken
+ * between looking and holding means looking again; SOLD_OUT and NOT_ENOUGH_TOGETHER are only
+ * answered from a look taken after the request arrived.
  */
 @Injectable()
 export class BestAvailableService {
-  /** The newest seat-state read per event, shared by requests that need one no older than it. */
-  private readonly snapshots = new Map<string, Snapshot>();
+  /** The newest look per event, while it may still be shared. */
+  private readonly looks = new Map<string, Look>();
 
   constructor(
     private readonly catalog: CatalogService,
@@ -63,39 +82,45 @@ export class BestAvailableService {
       ]);
     }
     const rows = this.scope(seatMap, section);
+    const arrival = performance.now();
 
-    let lastRefusal: BookingError | null = null;
-    // The first look may share a read already running; a later one must be newer than the refusal.
-    let notBefore = 0;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-      const statuses = await this.statuses(seatMap, notBefore);
-      notBefore = performance.now();
-      const free = (position: number): boolean => statuses[position] === 'free';
-      const available = rows.reduce((sum, row) => sum + countFree(row, free), 0);
-      if (available < quantity) throw BookingError.soldOut(quantity, available, section);
-      let chosen: { block: Block; locked: LockOutcome } | null;
-      if (together) {
-        const candidates = rankBlocks(rows, free, quantity);
-        if (candidates.length === 0) throw BookingError.notEnoughTogether(quantity, section);
-        chosen = await this.lockBest(seatMap, candidates, bookingId);
-      } else {
-        chosen = await this.lockSeats(seatMap, rankSeats(rows, free), quantity, bookingId);
+    let notBefore = arrival - LOOK_REUSE_MS;
+    let refusal: BookingError | null = null;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS;) {
+      const look = this.look(seatMap, notBefore);
+      const plan = this.plan(await look.statuses, look, seatMap, rows, quantity, together);
+      const chosen = await this.lockNext(seatMap, plan, quantity, together, bookingId);
+      if (!chosen) {
+        // Nothing left in this look. From a look newer than the request, that is the answer.
+        if (look.startedAt >= arrival) {
+          const left = plan.available - plan.handedOut.size;
+          throw left < quantity
+            ? BookingError.soldOut(quantity, Math.max(left, 0), section)
+            : BookingError.notEnoughTogether(quantity, section);
+        }
+        notBefore = arrival;
+        continue;
       }
-      if (!chosen) continue;
       const labels = chosen.block.map((position) => seatMap.seats[position].label);
       try {
         const booking = await this.holds.write(customer, seatMap, labels, bookingId, chosen.locked);
         return { ...booking, nextToEachOther: nextToEachOther(seatMap.rows, chosen.block) };
       } catch (error) {
-        // Taken (or stranding, by a state newer than the look) since: look again.
-        if (!(error instanceof BookingError)) throw error;
-        if (error.code !== 'BOOKING.SEAT_UNAVAILABLE' && error.code !== 'BOOKING.ORPHAN_SEAT') {
+        const retry =
+          error instanceof BookingError &&
+          (error.code === 'BOOKING.SEAT_UNAVAILABLE' || error.code === 'BOOKING.ORPHAN_SEAT');
+        if (!retry) {
+          // Refused for another reason (the cap, an outage): the seats are free for the next one.
+          giveBack(plan, chosen.block);
           throw error;
         }
-        lastRefusal = error;
+        // Taken, or stranding by a state newer than the look: look again.
+        refusal = error;
+        attempt += 1;
+        notBefore = performance.now();
       }
     }
-    if (lastRefusal?.code === 'BOOKING.ORPHAN_SEAT') throw lastRefusal;
+    if (refusal?.code === 'BOOKING.ORPHAN_SEAT') throw refusal;
     throw together
       ? BookingError.notEnoughTogether(quantity, section)
       : BookingError.soldOut(quantity, 0, section);
@@ -110,66 +135,110 @@ export class BestAvailableService {
   }
 
   /**
-   * Offers the ranked candidates to Redis, a growing slice per round trip, and returns the first it
-   * granted; null when Redis saw every one taken (the look was stale: look again). Without Redis
-   * the best candidate goes straight to PostgreSQL.
+   * Takes the best candidate left in the plan and locks its seats; seats Redis says someone else
+   * holds are marked and the next candidate is tried. Null when the plan has none left.
    */
-  private async lockBest(
+  private async lockNext(
     seatMap: SeatMap,
-    candidates: readonly Block[],
-    bookingId: string,
-  ): Promise<{ block: Block; locked: LockOutcome } | null> {
-    let offset = 0;
-    for (let size = FIRST_ROUND; offset < candidates.length; size = Math.min(size * 2, MAX_ROUND)) {
-      const slice = candidates.slice(offset, offset + size);
-      const groups = slice.map((block) => block.map((position) => seatMap.seats[position].label));
-      const first = await this.holds.lockFirst(seatMap, groups, bookingId);
-      if (first) return { block: slice[first.index], locked: first.locked };
-      offset += slice.length;
-    }
-    return null;
-  }
-
-  /**
-   * Locks the `quantity` best seats; the ones Redis names taken are passed over for the next best,
-   * within this look. Null when too few are left in it.
-   */
-  private async lockSeats(
-    seatMap: SeatMap,
-    ranked: readonly number[],
+    plan: Plan,
     quantity: number,
+    together: boolean,
     bookingId: string,
   ): Promise<{ block: Block; locked: LockOutcome } | null> {
-    const taken = new Set<number>();
-    for (let round = 0; round < MAX_ROUND / FIRST_ROUND; round += 1) {
-      const block = ranked.filter((position) => !taken.has(position)).slice(0, quantity);
-      if (block.length < quantity) return null;
+    for (let round = 0; round < MAX_ROUNDS; round += 1) {
+      const block = together ? nextBlock(plan) : nextSeats(plan, quantity);
+      if (!block) return null;
       const labels = block.map((position) => seatMap.seats[position].label);
       const result = await this.holds.lockSeats(seatMap, labels, bookingId);
       if ('locked' in result) return { block, locked: result.locked };
-      block.forEach((position, i) => result.busy.includes(labels[i]) && taken.add(position));
+      // Held by someone else: those seats stay marked; the rest of the block goes back.
+      const busy = new Set(result.busy);
+      giveBack(
+        plan,
+        block.filter((_, i) => !busy.has(labels[i])),
+      );
     }
     return null;
   }
 
+  /** This look's candidates for the request, ranked once and shared by the requests using it. */
+  private plan(
+    statuses: SeatStatus[],
+    look: Look,
+    seatMap: SeatMap,
+    rows: readonly SeatMapRow[],
+    quantity: number,
+    together: boolean,
+  ): Plan {
+    const key = `${rows[0]?.section ?? ''}|${rows.length}|${quantity}|${together}`;
+    let plan = look.plans.get(key);
+    if (plan) return plan;
+    const free = (position: number): boolean => statuses[position] === 'free';
+    plan = {
+      available: rows.reduce((sum, row) => sum + countFree(row, free), 0),
+      blocks: together
+        ? rankBlocks(rows, free, quantity)
+        : rankSeats(rows, free).map((position) => [position]),
+      handedOut: new Set(),
+      cursor: 0,
+    };
+    look.plans.set(key, plan);
+    return plan;
+  }
+
   /**
-   * The event's seat states, read no earlier than `notBefore`: a read already running that started
-   * after it is shared, so a stampede costs PostgreSQL a few reads rather than one per request.
+   * A look at the event's seat states no older than `notBefore`: the newest one is shared while it
+   * runs and for LOOK_REUSE_MS after, so a stampede costs PostgreSQL a few reads, not one each.
    */
-  private statuses(seatMap: SeatMap, notBefore: number): Promise<SeatStatus[]> {
-    const current = this.snapshots.get(seatMap.eventId);
-    if (current && current.startedAt >= notBefore) return current.statuses;
-    const snapshot: Snapshot = {
+  private look(seatMap: SeatMap, notBefore: number): Look {
+    const current = this.looks.get(seatMap.eventId);
+    if (current && current.startedAt >= notBefore) return current;
+    const look: Look = {
       startedAt: performance.now(),
       statuses: this.catalog.seatStatuses(seatMap),
+      plans: new Map(),
     };
-    this.snapshots.set(seatMap.eventId, snapshot);
+    this.looks.set(seatMap.eventId, look);
     const forget = (): void => {
-      if (this.snapshots.get(seatMap.eventId) === snapshot) this.snapshots.delete(seatMap.eventId);
+      if (this.looks.get(seatMap.eventId) === look) this.looks.delete(seatMap.eventId);
     };
-    snapshot.statuses.then(forget, forget);
-    return snapshot.statuses;
+    look.statuses.then(() => setTimeout(forget, LOOK_REUSE_MS).unref(), forget);
+    return look;
   }
+}
+
+/** The best block none of whose seats is handed out; marks its seats. */
+function nextBlock(plan: Plan): Block | null {
+  for (let i = plan.cursor; i < plan.blocks.length; i += 1) {
+    const block = plan.blocks[i];
+    if (block.some((position) => plan.handedOut.has(position))) {
+      if (i === plan.cursor) plan.cursor += 1;
+      continue;
+    }
+    for (const position of block) plan.handedOut.add(position);
+    return block;
+  }
+  return null;
+}
+
+/** The best `quantity` single seats not handed out, wherever they are; marks them. */
+function nextSeats(plan: Plan, quantity: number): Block | null {
+  const seats: number[] = [];
+  for (let i = plan.cursor; i < plan.blocks.length && seats.length < quantity; i += 1) {
+    const [position] = plan.blocks[i];
+    if (!plan.handedOut.has(position)) seats.push(position);
+    else if (i === plan.cursor) plan.cursor += 1;
+  }
+  if (seats.length < quantity) return null;
+  for (const position of seats) plan.handedOut.add(position);
+  return seats;
+}
+
+/** Seats a request did not end up holding go back to the plan. */
+function giveBack(plan: Plan, positions: readonly number[]): void {
+  if (positions.length === 0) return;
+  for (const position of positions) plan.handedOut.delete(position);
+  plan.cursor = 0;
 }
 
 function countFree(row: SeatMapRow, free: (position: number) => boolean): number {

@@ -90,28 +90,6 @@ export class HoldService {
   }
 
   /**
-   * Locks the first of `groups` (label groups of one size, best first) whose seats Redis sees free.
-   * `null` when Redis saw every group taken; `{lease: null}` when Redis could not be asked.
-   */
-  async lockFirst(
-    seatMap: SeatMap,
-    groups: readonly (readonly string[])[],
-    bookingId: string,
-  ): Promise<{ locked: LockOutcome; index: number } | null> {
-    if (this.lock.mode === 'off') return { locked: { lease: null }, index: 0 };
-    const keyGroups = groups.map((labels) =>
-      labels.map((label) => seatLockKey(seatMap.eventId, label)),
-    );
-    try {
-      const first = await this.lock.acquireFirst(keyGroups, this.ttlMs(), bookingId);
-      return first && { locked: { lease: first.lease }, index: first.index };
-    } catch (error) {
-      this.lockUnavailable(error, bookingId, keyGroups.flat());
-      return { locked: { lease: null }, index: 0 };
-    }
-  }
-
-  /**
    * Writes the hold with the lease's token, or without one (PostgreSQL mints it) when there is no
    * lease: then through the fallback bulkhead, so a Redis outage cannot pile every request onto
    * PostgreSQL at once. Any failure gives the lease back.
