@@ -15,10 +15,16 @@ export interface Section {
   priceCents: number;
 }
 
+export interface EventOptions {
+  /** Sent as `orphanPolicy` when given ("off" or "strict"); left out otherwise (the default). */
+  orphanPolicy?: string;
+}
+
 /** Creates an event through the admin API; answers its id. */
 export async function createEvent(
   api: TestApp,
   sections: Section[] = [{ name: 'Floor', rows: 2, seatsPerRow: 5, priceCents: 5000 }],
+  options: EventOptions = {},
 ): Promise<string> {
   const response = await api.post(
     '/admin/events',
@@ -28,6 +34,7 @@ export async function createEvent(
       venue: 'Test Hall',
       currency: 'EUR',
       sections,
+      ...(options.orphanPolicy === undefined ? {} : { orphanPolicy: options.orphanPolicy }),
     },
     { token: TEST_ADMIN_TOKEN },
   );

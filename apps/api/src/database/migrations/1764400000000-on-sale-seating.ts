@@ -107,8 +107,20 @@ export class OnSaleSeating1764400000000 implements MigrationInterface {
           PERFORM pg_advisory_xact_lock(hashtextextended(p_customer::text || p_event::text, 0));
         END IF;
         -- Label order: two holds over overlapping seats lock them in the same order, no deadlock.
-        PERFORM 1 FROM seats WHERE event_id = p_event AND label = ANY(p_labels)
-          ORDER BY label FOR UPDATE;
+        IF p_orphan_check THEN
+          -- Under the orphan rule, the seats up to two away in the same row too: two holds that
+          -- could strand a seat between them queue here, and the second one's check sees the first.
+          PERFORM 1 FROM seats s
+           WHERE s.event_id = p_event
+             AND EXISTS (SELECT 1 FROM seats h
+                          WHERE h.event_id = p_event AND h.label = ANY(p_labels)
+                            AND h.row_name = s.row_name
+                            AND abs(h.seat_number - s.seat_number) <= 2)
+           ORDER BY s.label FOR UPDATE;
+        ELSE
+          PERFORM 1 FROM seats WHERE event_id = p_event AND label = ANY(p_labels)
+            ORDER BY label FOR UPDATE;
+        END IF;
 
         -- Lapsed holds on these seats end here, as the sweeper would end them.
         FOR v_lapsed IN

@@ -55,11 +55,24 @@ describe('best-available picker', () => {
     ]);
   });
 
-  it('treats the one-longer run as unavoidable', () => {
-    expect(strandsSeat(1, 2, 1, 3)).toBe(false);
-    expect(strandsSeat(2, 3, 1, 3)).toBe(false);
+  it('flags a block that leaves one seat, even where the orphan rule would allow it', () => {
+    expect(strandsSeat(1, 2, 1, 3)).toBe(true);
+    expect(strandsSeat(2, 3, 1, 3)).toBe(true);
     expect(strandsSeat(2, 3, 1, 5)).toBe(true);
     expect(strandsSeat(4, 5, 1, 5)).toBe(false);
+    expect(strandsSeat(1, 3, 1, 3)).toBe(false);
+  });
+
+  it('prefers a later row to a block that strands a seat in an earlier one', () => {
+    // Row A: A8-A10 free; a pair there leaves one seat whichever it is, so row B comes first.
+    const ranked = rankBlocks(rows(10, 10), states('xxxxxxx.............'), 2);
+    expect(ranked[0]).toEqual([14, 15]);
+    // Row B's seven clean pairs, then row A's stranding ones, then row B's.
+    expect(ranked.slice(7, 9)).toEqual([
+      [7, 8],
+      [8, 9],
+    ]);
+    expect(ranked).toHaveLength(11);
   });
 
   it('finds no block when no run is long enough', () => {

@@ -11,8 +11,9 @@ export type Block = readonly number[];
 
 /**
  * Whether taking seats `first`…`last` from the free run `runStart`…`runEnd` (seat numbers) strands a
- * seat: a single free seat would be left between the block and the run's end — unless the run is
- * exactly one seat longer than the block, where that is unavoidable.
+ * seat: a single free seat would be left between the block and the run's end. Where that is
+ * unavoidable (the run one seat longer than the block) the orphan rule allows the hold, but the block
+ * still ranks after every block that strands nothing.
  */
 export function strandsSeat(
   first: number,
@@ -20,8 +21,6 @@ export function strandsSeat(
   runStart: number,
   runEnd: number,
 ): boolean {
-  const runLength = runEnd - runStart + 1;
-  if (runLength === last - first + 2) return false;
   return first - runStart === 1 || runEnd - last === 1;
 }
 

@@ -15,8 +15,6 @@ import { HoldService, type LockOutcome } from './hold.service';
 const MAX_ATTEMPTS = 4;
 /** Candidates one request tries in Redis per look before it looks again. */
 const MAX_ROUNDS = 16;
-/** A look this young is shared by new requests (a refusal is only ever answered from a newer one). */
-const LOOK_REUSE_MS = 250;
 
 export interface BestAvailableRequest {
   eventId: string;
@@ -34,32 +32,35 @@ interface Look {
 
 /** The ranked candidates of one look for one kind of request (section, quantity, together). */
 interface Plan {
-  /** Free seats in scope. */
-  available: number;
+  statuses: SeatStatus[];
+  rows: readonly SeatMapRow[];
   /** Seat positions of each candidate, best first (single seats when not together). */
   blocks: Block[];
-  /**
-   * Seats already given to a request of this look (or found taken in Redis): the next request gets
-   * the best candidate left, so a crowd on one instance spreads over the blocks without a conflict.
-   */
-  handedOut: Set<number>;
-  /** Candidates before it are all handed out. */
+  /** Seats Redis said someone else holds, found by requests using this plan. */
+  busy: Set<number>;
+  /** Candidates before it had a seat in flight or busy when last passed. */
   cursor: number;
 }
 
+type Chosen = { block: Block; locked: LockOutcome };
+
 /**
  * Best available: choose the best free seats by the ranking, lock them, hold them. PostgreSQL's
- * seat states say what is free (one short read, shared by the requests of the next moment, ranked
- * once); each request is handed the best candidate no other request of that look was given, then
- * locks it in Redis (taken by another instance: the next one) and holds it with the manual hold's
- * statement — all or nothing, fenced, the orphan rule and the cap checked there. A seat taken
- * between looking and holding means looking again; SOLD_OUT and NOT_ENOUGH_TOGETHER are only
- * answered from a look taken after the request arrived.
+ * seat states say what is free (one short read, shared by the requests that arrive while it runs,
+ * ranked once); seats this instance is holding for other requests right now count as taken, so
+ * each request of a crowd is handed a different block and the crowd spreads over the rows without
+ * a conflict. The request then locks exactly those seats in Redis (held by another instance: the
+ * next candidate) and holds them with the manual hold's statement — all or nothing, fenced, the
+ * orphan rule and the cap checked there. A seat taken between looking and holding means looking
+ * again; SOLD_OUT and NOT_ENOUGH_TOGETHER are only answered from a look taken after the request
+ * arrived. One request alone always gets the best seats by the current state.
  */
 @Injectable()
 export class BestAvailableService {
-  /** The newest look per event, while it may still be shared. */
+  /** The read of seat states running now per event, shared by the requests that arrive meanwhile. */
   private readonly looks = new Map<string, Look>();
+  /** Per event, seats handed to requests of this instance that have not finished yet. */
+  private readonly inFlight = new Map<string, Set<number>>();
 
   constructor(
     private readonly catalog: CatalogService,
@@ -83,21 +84,18 @@ export class BestAvailableService {
     }
     const rows = this.scope(seatMap, section);
     const arrival = performance.now();
+    const inFlight = this.inFlightSeats(seatMap.eventId);
 
-    let notBefore = arrival - LOOK_REUSE_MS;
+    let notBefore = 0;
     let refusal: BookingError | null = null;
     for (let attempt = 0; attempt < MAX_ATTEMPTS;) {
       const look = this.look(seatMap, notBefore);
-      const plan = this.plan(await look.statuses, look, seatMap, rows, quantity, together);
-      const chosen = await this.lockNext(seatMap, plan, quantity, together, bookingId);
+      const plan = this.plan(await look.statuses, look, rows, inFlight, quantity, together);
+      const chosen = await this.lockNext(seatMap, plan, inFlight, quantity, together, bookingId);
       if (!chosen) {
         // Nothing left in this look. From a look newer than the request, that is the answer.
-        if (look.startedAt >= arrival) {
-          const left = plan.available - plan.handedOut.size;
-          throw left < quantity
-            ? BookingError.soldOut(quantity, Math.max(left, 0), section)
-            : BookingError.notEnoughTogether(quantity, section);
-        }
+        if (look.startedAt >= arrival)
+          throw this.refusal(plan, inFlight, quantity, together, section);
         notBefore = arrival;
         continue;
       }
@@ -109,15 +107,13 @@ export class BestAvailableService {
         const retry =
           error instanceof BookingError &&
           (error.code === 'BOOKING.SEAT_UNAVAILABLE' || error.code === 'BOOKING.ORPHAN_SEAT');
-        if (!retry) {
-          // Refused for another reason (the cap, an outage): the seats are free for the next one.
-          giveBack(plan, chosen.block);
-          throw error;
-        }
+        if (!retry) throw error;
         // Taken, or stranding by a state newer than the look: look again.
         refusal = error;
         attempt += 1;
         notBefore = performance.now();
+      } finally {
+        for (const position of chosen.block) inFlight.delete(position);
       }
     }
     if (refusal?.code === 'BOOKING.ORPHAN_SEAT') throw refusal;
@@ -134,29 +130,53 @@ export class BestAvailableService {
     return rows;
   }
 
+  /** SOLD_OUT when too few seats are left at all, else NOT_ENOUGH_TOGETHER. */
+  private refusal(
+    plan: Plan,
+    inFlight: ReadonlySet<number>,
+    quantity: number,
+    together: boolean,
+    section: string | undefined,
+  ): BookingError {
+    let left = 0;
+    for (const row of plan.rows) {
+      for (let position = row.first; position < row.first + row.length; position += 1) {
+        if (isFree(plan, inFlight, position)) left += 1;
+      }
+    }
+    return left < quantity || !together
+      ? BookingError.soldOut(quantity, left, section)
+      : BookingError.notEnoughTogether(quantity, section);
+  }
+
   /**
-   * Takes the best candidate left in the plan and locks its seats; seats Redis says someone else
-   * holds are marked and the next candidate is tried. Null when the plan has none left.
+   * Takes the best candidate of the plan with no seat in flight or busy, marks its seats in flight
+   * and locks them; seats Redis says someone else holds are marked busy and the next candidate is
+   * tried. Null when the plan has none left.
    */
   private async lockNext(
     seatMap: SeatMap,
     plan: Plan,
+    inFlight: Set<number>,
     quantity: number,
     together: boolean,
     bookingId: string,
-  ): Promise<{ block: Block; locked: LockOutcome } | null> {
+  ): Promise<Chosen | null> {
     for (let round = 0; round < MAX_ROUNDS; round += 1) {
-      const block = together ? nextBlock(plan) : nextSeats(plan, quantity);
+      const block = together ? nextBlock(plan, inFlight) : nextSeats(plan, inFlight, quantity);
       if (!block) return null;
+      for (const position of block) inFlight.add(position);
       const labels = block.map((position) => seatMap.seats[position].label);
-      const result = await this.holds.lockSeats(seatMap, labels, bookingId);
+      let result: Awaited<ReturnType<HoldService['lockSeats']>>;
+      try {
+        result = await this.holds.lockSeats(seatMap, labels, bookingId);
+      } catch (error) {
+        for (const position of block) inFlight.delete(position);
+        throw error;
+      }
       if ('locked' in result) return { block, locked: result.locked };
-      // Held by someone else: those seats stay marked; the rest of the block goes back.
-      const busy = new Set(result.busy);
-      giveBack(
-        plan,
-        block.filter((_, i) => !busy.has(labels[i])),
-      );
+      for (const position of block) inFlight.delete(position);
+      block.forEach((position, i) => result.busy.includes(labels[i]) && plan.busy.add(position));
     }
     return null;
   }
@@ -165,30 +185,42 @@ export class BestAvailableService {
   private plan(
     statuses: SeatStatus[],
     look: Look,
-    seatMap: SeatMap,
     rows: readonly SeatMapRow[],
+    inFlight: ReadonlySet<number>,
     quantity: number,
     together: boolean,
   ): Plan {
     const key = `${rows[0]?.section ?? ''}|${rows.length}|${quantity}|${together}`;
     let plan = look.plans.get(key);
     if (plan) return plan;
-    const free = (position: number): boolean => statuses[position] === 'free';
+    const free = (position: number): boolean =>
+      statuses[position] === 'free' && !inFlight.has(position);
     plan = {
-      available: rows.reduce((sum, row) => sum + countFree(row, free), 0),
+      statuses,
+      rows,
       blocks: together
         ? rankBlocks(rows, free, quantity)
         : rankSeats(rows, free).map((position) => [position]),
-      handedOut: new Set(),
+      busy: new Set(),
       cursor: 0,
     };
     look.plans.set(key, plan);
     return plan;
   }
 
+  /** Per event, the seats this instance's requests are holding right now. */
+  private inFlightSeats(eventId: string): Set<number> {
+    let seats = this.inFlight.get(eventId);
+    if (!seats) {
+      seats = new Set();
+      this.inFlight.set(eventId, seats);
+    }
+    return seats;
+  }
+
   /**
-   * A look at the event's seat states no older than `notBefore`: the newest one is shared while it
-   * runs and for LOOK_REUSE_MS after, so a stampede costs PostgreSQL a few reads, not one each.
+   * A look at the event's seat states that started no earlier than `notBefore`: the read running
+   * now is shared, so a stampede costs PostgreSQL a few reads rather than one per request.
    */
   private look(seatMap: SeatMap, notBefore: number): Look {
     const current = this.looks.get(seatMap.eventId);
@@ -201,50 +233,34 @@ export class BestAvailableService {
     this.looks.set(seatMap.eventId, look);
     const forget = (): void => {
       if (this.looks.get(seatMap.eventId) === look) this.looks.delete(seatMap.eventId);
+      const seats = this.inFlight.get(seatMap.eventId);
+      if (seats?.size === 0) this.inFlight.delete(seatMap.eventId);
     };
-    look.statuses.then(() => setTimeout(forget, LOOK_REUSE_MS).unref(), forget);
+    look.statuses.then(forget, forget);
     return look;
   }
 }
 
-/** The best block none of whose seats is handed out; marks its seats. */
-function nextBlock(plan: Plan): Block | null {
+function isFree(plan: Plan, inFlight: ReadonlySet<number>, position: number): boolean {
+  return plan.statuses[position] === 'free' && !inFlight.has(position) && !plan.busy.has(position);
+}
+
+/** The best block whose seats are all free, not in flight and not busy. */
+function nextBlock(plan: Plan, inFlight: ReadonlySet<number>): Block | null {
   for (let i = plan.cursor; i < plan.blocks.length; i += 1) {
     const block = plan.blocks[i];
-    if (block.some((position) => plan.handedOut.has(position))) {
-      if (i === plan.cursor) plan.cursor += 1;
-      continue;
-    }
-    for (const position of block) plan.handedOut.add(position);
-    return block;
+    if (block.every((position) => isFree(plan, inFlight, position))) return block;
+    if (i === plan.cursor) plan.cursor += 1;
   }
   return null;
 }
 
-/** The best `quantity` single seats not handed out, wherever they are; marks them. */
-function nextSeats(plan: Plan, quantity: number): Block | null {
+/** The best `quantity` single seats that are free, not in flight and not busy, wherever they are. */
+function nextSeats(plan: Plan, inFlight: ReadonlySet<number>, quantity: number): Block | null {
   const seats: number[] = [];
-  for (let i = plan.cursor; i < plan.blocks.length && seats.length < quantity; i += 1) {
+  for (let i = 0; i < plan.blocks.length && seats.length < quantity; i += 1) {
     const [position] = plan.blocks[i];
-    if (!plan.handedOut.has(position)) seats.push(position);
-    else if (i === plan.cursor) plan.cursor += 1;
+    if (isFree(plan, inFlight, position)) seats.push(position);
   }
-  if (seats.length < quantity) return null;
-  for (const position of seats) plan.handedOut.add(position);
-  return seats;
-}
-
-/** Seats a request did not end up holding go back to the plan. */
-function giveBack(plan: Plan, positions: readonly number[]): void {
-  if (positions.length === 0) return;
-  for (const position of positions) plan.handedOut.delete(position);
-  plan.cursor = 0;
-}
-
-function countFree(row: SeatMapRow, free: (position: number) => boolean): number {
-  let count = 0;
-  for (let position = row.first; position < row.first + row.length; position += 1) {
-    if (free(position)) count += 1;
-  }
-  return count;
+  return seats.length === quantity ? seats : null;
 }

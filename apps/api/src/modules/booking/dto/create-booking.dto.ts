@@ -41,7 +41,7 @@ export class CreateBookingDto {
   seatIds?: string[];
 
   /** Best available: how many seats (1 to MAX_SEATS_PER_BOOKING); instead of `seatIds`. */
-  @ApiPropertyOptional({ example: 2, minimum: 1 })
+  @ApiPropertyOptional({ type: 'integer', example: 2, minimum: 1 })
   @ValidateIf((body: CreateBookingDto) => body.quantity !== undefined)
   @Excludes('seatIds', ONE_OR_THE_OTHER)
   @IsInt()
