@@ -75,8 +75,8 @@ describe('check:ledger (real PostgreSQL, real gateway simulator)', () => {
       [eventId, SEAT_LABELS.length],
     );
     await db.query(
-      `INSERT INTO seats (event_id, label, section, position, price_cents)
-       SELECT $1, label, 'Floor', position - 1, $3
+      `INSERT INTO seats (event_id, label, section, position, price_cents, row_name, seat_number)
+       SELECT $1, label, 'Floor', position - 1, $3, 'A', position
          FROM unnest($2::text[]) WITH ORDINALITY AS s (label, position)`,
       [eventId, SEAT_LABELS, PRICE],
     );
