@@ -203,7 +203,7 @@ export async function runPgbench(
 }
 
 /**
- * An event of its own with `seats` seats P1, P2, … and `customers` customers (ids
+ * An event of its own with `seats` seats P1, P2, … (one row, P) and `customers` customers (ids
  * lpad(to_hex(c + 1), 32, 'c'), so pgbench scripts can name them), written straight into the API
  * database for pgbench. Answers the event id.
  */
@@ -219,8 +219,8 @@ export async function preparePgbench(
       [eventId, options.seats],
     );
     await client.query(
-      `INSERT INTO seats (event_id, label, section, position, price_cents)
-       SELECT $1, 'P' || g, 'Ceiling', g, $3 FROM generate_series(1, $2::int) g`,
+      `INSERT INTO seats (event_id, label, section, position, price_cents, row_name, seat_number)
+       SELECT $1, 'P' || g, 'Ceiling', g, $3, 'P', g FROM generate_series(1, $2::int) g`,
       [eventId, options.seats, options.priceCents],
     );
     await client.query(
