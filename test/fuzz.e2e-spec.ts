@@ -379,10 +379,13 @@ describe(`fuzzing from the OpenAPI document (seed ${SEED}, ${RUNS} requests)`, (
     const seatsCreated = created('POST /admin/events').reduce(
       (sum, s) =>
         sum +
-        (JSON.parse(s.request.body!).sections as { rows: number; seatsPerRow: number }[]).reduce(
-          (n, x) => n + x.rows * x.seatsPerRow,
-          0,
-        ),
+        (
+          JSON.parse(s.request.body!).sections as {
+            rows?: number;
+            seatsPerRow?: number;
+            capacity?: number;
+          }[]
+        ).reduce((n, x) => n + (x.capacity ?? (x.rows ?? 0) * (x.seatsPerRow ?? 0)), 0),
       0,
     );
     const paymentsTried = answered(

@@ -298,17 +298,36 @@ function hints(world: World) {
       .chain((names) =>
         fc.tuple(
           ...names.map((name) =>
-            fc.record({
-              name: fc.constant(name),
-              rows: fc.integer({ min: 1, max: 3 }),
-              seatsPerRow: fc.integer({ min: 1, max: 5 }),
-              priceCents: fc.integer({ min: 0, max: 100_000_000 }),
-            }),
+            fc.oneof(
+              fc.record({
+                name: fc.constant(name),
+                rows: fc.integer({ min: 1, max: 3 }),
+                seatsPerRow: fc.integer({ min: 1, max: 5 }),
+                priceCents: fc.integer({ min: 0, max: 100_000_000 }),
+              }),
+              fc.record({
+                name: fc.constant(name),
+                capacity: fc.integer({ min: 1, max: 20 }),
+                priceCents: fc.integer({ min: 0, max: 100_000_000 }),
+              }),
+            ),
           ),
         ),
       ),
     'CreateBookingDto.eventId': fc.constant(world.eventId),
     'CreateBookingDto.seatIds': distinct(3),
+    // Named seats, or the best available quantity: never both, never neither.
+    CreateBookingDto: fc.oneof(
+      fc.record({ eventId: fc.constant(world.eventId), seatIds: distinct(3) }),
+      fc.record(
+        {
+          eventId: fc.constant(world.eventId),
+          quantity: fc.integer({ min: 1, max: 3 }),
+          together: fc.boolean(),
+        },
+        { requiredKeys: ['eventId', 'quantity'] },
+      ),
+    ),
     'CreatePaymentDto.paymentMethod': fc.constantFrom(
       'pm_card_visa',
       'pm_card_declined',
@@ -454,6 +473,8 @@ function schemaName(schema: OpenApiSchema): string {
 
 function validObject(schema: OpenApiSchema, h: Hints): fc.Arbitrary<Record<string, unknown>> {
   const name = schemaName(schema);
+  // A body whose valid shapes are alternatives the schema cannot say (one field or another).
+  if (h.valid[name]) return h.valid[name] as fc.Arbitrary<Record<string, unknown>>;
   const props = schema.properties ?? {};
   const required = new Set(schema.required ?? []);
   const entries = Object.entries(props).map(

@@ -6,7 +6,14 @@ import type { Lease, LeaseContext } from './lease';
 import { LockBusyError, LockLostError, LockUnavailableError } from './lock.errors';
 import { LockMetrics } from './lock.metrics';
 import type { AcquireOptions, LockMode, LockOptions } from './lock.options';
-import { ACQUIRE_MANY_SCRIPT, EXTEND_SCRIPT, RATCHET_SCRIPT, RELEASE_SCRIPT } from './lock.scripts';
+import {
+  ACQUIRE_MANY_SCRIPT,
+  EXTEND_SCRIPT,
+  RATCHET_SCRIPT,
+  RELEASE_SCRIPT,
+  RETURN_PERMITS_SCRIPT,
+  TAKE_PERMITS_SCRIPT,
+} from './lock.scripts';
 
 /** Long enough for a busy event loop to read the reply, far shorter than any lease. */
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
@@ -29,6 +36,8 @@ const SCRIPTS = {
   release: script(RELEASE_SCRIPT),
   extend: script(EXTEND_SCRIPT),
   ratchet: script(RATCHET_SCRIPT),
+  takePermits: script(TAKE_PERMITS_SCRIPT),
+  returnPermits: script(RETURN_PERMITS_SCRIPT),
 };
 
 /**
@@ -248,6 +257,42 @@ export class LockProvider {
       ttlMs: Number(args[1]),
       validUntil,
     };
+  }
+
+  /**
+   * Takes `count` permits from a counter (a counting semaphore without owners), or says how many are
+   * left. A missing counter is seeded from `seed()` (the caller's source of truth) with a TTL of
+   * `seedTtlMs`, so it is re-read from that source at least that often. On the first node only, also
+   * in redlock mode: a counter is an admission filter in front of a database that decides, not a lock.
+   */
+  async takePermits(
+    key: string,
+    count: number,
+    seed: () => Promise<number>,
+    seedTtlMs: number,
+  ): Promise<{ taken: boolean; left: number }> {
+    const node = this.requireNodes()[0];
+    const permitKey = `permits:${this.tagged(key)}`;
+    let reply = (await this.run(node, SCRIPTS.takePermits, [permitKey], [String(count)])) as [
+      number,
+      number,
+    ];
+    if (reply[0] === -1) {
+      const seeded = await seed();
+      reply = (await this.run(
+        node,
+        SCRIPTS.takePermits,
+        [permitKey],
+        [String(count), String(seeded), String(seedTtlMs)],
+      )) as [number, number];
+    }
+    return { taken: reply[0] === 1, left: Number(reply[1]) };
+  }
+
+  /** Gives permits back (a claim that did not go through, a release); dropped if the counter is gone. */
+  async returnPermits(key: string, count: number): Promise<void> {
+    const node = this.requireNodes()[0];
+    await this.run(node, SCRIPTS.returnPermits, [`permits:${this.tagged(key)}`], [String(count)]);
   }
 
   /** One key, no waiting: for jobs that only one instance should run at a time. */

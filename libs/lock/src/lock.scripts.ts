@@ -74,3 +74,30 @@ for i = 1, #KEYS do
 end
 return 1
 `;
+
+/**
+ * Counting permits (an admission counter): takes ARGV[1] permits from KEYS[1] if that many are
+ * left. Returns {1, left after} or {0, left}; {-1, 0} when the counter does not exist (never seeded,
+ * expired or lost), so the caller seeds it from its source of truth. With ARGV[2] (a seed) and
+ * ARGV[3] (its TTL in ms) a missing counter is first set to the seed.
+ */
+export const TAKE_PERMITS_SCRIPT = `
+local want = tonumber(ARGV[1])
+local left = redis.call('GET', KEYS[1])
+if not left then
+  if not ARGV[2] then return {-1, 0} end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  left = ARGV[2]
+end
+left = tonumber(left)
+if left < want then return {0, left} end
+return {1, redis.call('DECRBY', KEYS[1], want)}
+`;
+
+/** Gives permits back, unless the counter is gone (its next seed counts them). */
+export const RETURN_PERMITS_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('INCRBY', KEYS[1], ARGV[1])
+end
+return -1
+`;

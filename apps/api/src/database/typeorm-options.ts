@@ -6,6 +6,7 @@ import { NotificationDeliveries1764100000000 } from './migrations/1764100000000-
 import { OneStatementHold1764200000000 } from './migrations/1764200000000-one-statement-hold';
 import { OneStatementPayments1764300000000 } from './migrations/1764300000000-one-statement-payments';
 import { OnSaleSeating1764400000000 } from './migrations/1764400000000-on-sale-seating';
+import { GeneralAdmission1764500000000 } from './migrations/1764500000000-general-admission';
 
 export interface DatabaseSettings {
   url: string;
@@ -29,6 +30,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       OneStatementHold1764200000000,
       OneStatementPayments1764300000000,
       OnSaleSeating1764400000000,
+      GeneralAdmission1764500000000,
     ],
     migrationsRun: settings.migrationsRun ?? false,
     migrationsTransactionMode: 'each',

@@ -1,7 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Registry } from 'prom-client';
 
-export type HoldOutcome = 'held' | 'conflict_redis' | 'conflict_database' | 'rejected';
+export type HoldOutcome =
+  | 'held'
+  | 'conflict_redis'
+  | 'conflict_database'
+  | 'sold_out_redis'
+  | 'sold_out_database'
+  | 'rejected';
 
 /** Counters that show the two layers at work: who Redis turned away, who PostgreSQL decided. */
 @Injectable()
@@ -15,7 +21,7 @@ export class BookingMetrics {
   constructor(registry: Registry) {
     this.holds = new Counter({
       name: 'seatlock_holds_total',
-      help: 'Hold requests by outcome: conflict_redis never reached PostgreSQL',
+      help: 'Hold requests by outcome: conflict_redis and sold_out_redis never reached PostgreSQL',
       labelNames: ['outcome'],
       registers: [registry],
     });
@@ -45,8 +51,8 @@ export class BookingMetrics {
         const values = (await holds.get()).values;
         const count = (outcome: HoldOutcome): number =>
           values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
-        const redis = count('conflict_redis');
-        const contended = redis + count('conflict_database');
+        const redis = count('conflict_redis') + count('sold_out_redis');
+        const contended = redis + count('conflict_database') + count('sold_out_database');
         this.set(contended === 0 ? 0 : redis / contended);
       },
     });

@@ -9,6 +9,7 @@ import { BookingMetrics } from './booking.metrics';
 import { BookingRepository } from './booking.repository';
 import { BookingService } from './booking.service';
 import { BookingTimelineRepository } from './booking-timeline.repository';
+import { GeneralAdmissionService } from './general-admission.service';
 import { HoldSweeperService } from './hold-sweeper.service';
 import { HoldService } from './hold.service';
 
@@ -19,6 +20,7 @@ import { HoldService } from './hold.service';
     BookingService,
     HoldService,
     BestAvailableService,
+    GeneralAdmissionService,
     BookingRepository,
     BookingTimelineRepository,
     BookingMetrics,

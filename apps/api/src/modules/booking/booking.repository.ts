@@ -31,6 +31,29 @@ export interface HoldResult {
   current_seats: number | null;
 }
 
+/** One row of seatlock_hold_units(): what a general-admission hold did. */
+export interface UnitHoldResult {
+  outcome: 'held' | 'sold_out' | 'limit';
+  booking: BookingDto | null;
+  /** sold_out: the units free in the section. */
+  available: number | null;
+  /** limit: the seats this customer already has for the event. */
+  current_seats: number | null;
+  expired: number;
+}
+
+export interface UnitHoldInput {
+  bookingId: string;
+  customerId: string;
+  eventId: string;
+  section: string;
+  quantity: number;
+  priceCents: number;
+  currency: string;
+  ttlSeconds: number;
+  customerLimit: number;
+}
+
 /** What the one-statement extension did (see seatlock_extend). */
 export interface ExtendResult {
   outcome: 'not_found' | 'extended' | 'not_held' | 'max_extensions' | 'max_lifetime';
@@ -107,6 +130,28 @@ export class BookingRepository {
           input.fence?.toString() ?? null,
           input.ttlSeconds,
           input.orphanCheck,
+          input.customerLimit,
+        ],
+      ),
+    );
+    return result;
+  }
+
+  /** `quantity` units of a GA section, the first free ones nobody else is claiming, or none. */
+  async holdUnits(input: UnitHoldInput): Promise<UnitHoldResult> {
+    const [result] = await retryingAborted(() =>
+      this.dataSource.query<UnitHoldResult[]>(
+        `SELECT outcome, booking, available, current_seats, expired
+         FROM seatlock_hold_units($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [
+          input.bookingId,
+          input.customerId,
+          input.eventId,
+          input.section,
+          input.quantity,
+          input.priceCents,
+          input.currency,
+          input.ttlSeconds,
           input.customerLimit,
         ],
       ),

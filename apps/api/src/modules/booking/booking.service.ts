@@ -18,6 +18,7 @@ import { BookingMetrics } from './booking.metrics';
 import type { BookingDto } from './dto/booking.dto';
 import type { CreateBookingDto } from './dto/create-booking.dto';
 import type { TimelineEntryDto } from './dto/timeline-entry.dto';
+import { GeneralAdmissionService } from './general-admission.service';
 import { HoldService, seatLockKey } from './hold.service';
 
 /**
@@ -48,6 +49,7 @@ export class BookingService {
     private readonly notifications: NotificationService,
     private readonly holds: HoldService,
     private readonly bestAvailable: BestAvailableService,
+    private readonly generalAdmission: GeneralAdmissionService,
     private readonly config: AppConfigService,
     private readonly metrics: BookingMetrics,
   ) {}
@@ -56,6 +58,11 @@ export class BookingService {
   async hold(customer: AuthenticatedCustomer, input: CreateBookingDto): Promise<BookingDto> {
     const seatMap = await this.catalog.getSeatMap(input.eventId);
     const bookingId = randomUUID();
+    const units = this.generalAdmission.section(seatMap, input.section);
+    if (units) {
+      // GA is sold by quantity; `seatIds` cannot come with `section` (the DTO says so).
+      return this.generalAdmission.hold(customer, seatMap, units, input.quantity ?? 0, bookingId);
+    }
     if (input.quantity !== undefined) {
       return this.bestAvailable.hold(
         customer,
@@ -136,6 +143,8 @@ export class BookingService {
       booking.seats.map((label) => seatLockKey(booking.eventId, label)),
       booking.id,
     );
+    // GA units were admitted by permits, not locked: their permits go back.
+    await this.generalAdmission.returned(booking.eventId, booking.seats);
     return booking;
   }
 

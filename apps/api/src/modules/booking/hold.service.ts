@@ -107,16 +107,29 @@ export class HoldService {
     try {
       let booking: BookingDto;
       if (lease) booking = await this.writeWithLease(write, lease);
-      else if (this.lock.mode === 'off') booking = await write(null);
-      else booking = await this.fallback.execute(() => write(null));
+      else booking = await this.withoutRedis(() => write(null));
       this.metrics.holds.inc({ outcome: 'held' });
       return booking;
     } catch (error) {
       if (lease) await this.releaseLease(lease.keys, bookingId);
-      if (error instanceof BulkheadRejectedError) throw BookingError.overloaded();
       if (error instanceof BookingError && error.code === 'BOOKING.SEAT_UNAVAILABLE') {
         this.metrics.holds.inc({ outcome: 'conflict_database' });
       }
+      throw error;
+    }
+  }
+
+  /**
+   * Database work that Redis did not filter: direct with LOCK_MODE=off, else behind the fallback
+   * bulkhead (full: 503 BOOKING.OVERLOADED), so a Redis outage cannot pile every request onto
+   * PostgreSQL at once.
+   */
+  async withoutRedis<T>(work: () => Promise<T>): Promise<T> {
+    if (this.lock.mode === 'off') return work();
+    try {
+      return await this.fallback.execute(work);
+    } catch (error) {
+      if (error instanceof BulkheadRejectedError) throw BookingError.overloaded();
       throw error;
     }
   }

@@ -10,12 +10,15 @@ import type { CreateEventDto } from './dto/create-event.dto';
 import type { EventWithSeatsDto } from './dto/event-with-seats.dto';
 import type { EventDto } from './dto/event.dto';
 import type { SeatDto } from './dto/seat.dto';
+import { capacityOf, isGa, type SectionSpec } from './event-sections';
 import { EventRepository } from './event.repository';
 import { buildSeatMap } from './seat-map.builder';
 import type { SeatMap } from './seat-map';
 import { SeatRepository, type SeatStatus } from './seat.repository';
 
 export const MAX_SEATS_PER_EVENT = 10_000;
+/** Seats and general-admission units together. */
+export const MAX_UNITS_PER_EVENT = 100_000;
 /**
  * Seats kept in the seat-map cache across all events (about 130 bytes each, so about 25 MB): the
  * API runs with a capped heap, and 500 events of 10,000 seats would not fit in it.
@@ -42,17 +45,21 @@ export class CatalogService {
     const names = input.sections.map((s) => s.name);
     const repeated = [...new Set(names.filter((n, i) => names.indexOf(n) !== i))];
     if (repeated.length > 0) throw CatalogError.duplicateSections(repeated);
-    const seatCount = input.sections.reduce((sum, s) => sum + s.rows * s.seatsPerRow, 0);
-    if (seatCount > MAX_SEATS_PER_EVENT)
-      throw CatalogError.tooManySeats(seatCount, MAX_SEATS_PER_EVENT);
+    // The DTO admits exactly one shape per section: capacity, or rows and seatsPerRow.
+    const sections: SectionSpec[] = input.sections.map(
+      ({ name, rows, seatsPerRow, capacity, priceCents }) =>
+        capacity !== undefined
+          ? { name, kind: 'ga', capacity, priceCents }
+          : { name, rows: rows ?? 0, seatsPerRow: seatsPerRow ?? 0, priceCents },
+    );
+    const seated = sections.reduce((sum, s) => sum + (isGa(s) ? 0 : capacityOf(s)), 0);
+    if (seated > MAX_SEATS_PER_EVENT) throw CatalogError.tooManySeats(seated, MAX_SEATS_PER_EVENT);
+    const seatCount = sections.reduce((sum, s) => sum + capacityOf(s), 0);
+    if (seatCount > MAX_UNITS_PER_EVENT) {
+      throw CatalogError.tooManySeats(seatCount, MAX_UNITS_PER_EVENT);
+    }
 
     const id = randomUUID();
-    const sections = input.sections.map(({ name, rows, seatsPerRow, priceCents }) => ({
-      name,
-      rows,
-      seatsPerRow,
-      priceCents,
-    }));
     const seats = buildSeatMap(sections);
     // The event and its seats, or nothing: no event is ever seen without its seat map.
     await inTransaction(this.dataSource, async (manager) => {
@@ -71,13 +78,15 @@ export class CatalogService {
     const event = await this.getEvent(id);
     return {
       ...event,
-      seats: seats.map((s) => ({
-        label: s.label,
-        section: s.section,
-        priceCents: s.priceCents,
-        currency: input.currency,
-        status: 'free' as const,
-      })),
+      seats: seats
+        .filter((s) => s.row !== null)
+        .map((s) => ({
+          label: s.label,
+          section: s.section,
+          priceCents: s.priceCents,
+          currency: input.currency,
+          status: 'free' as const,
+        })),
     };
   }
 
@@ -107,7 +116,12 @@ export class CatalogService {
     }));
   }
 
-  /** Each seat's effective status, in seat-map position order: one short statement. */
+  /** A GA section's units free to hold now: one statement, for seeding Redis's admission count. */
+  unitsAvailable(seatMap: SeatMap, section: string): Promise<number> {
+    return this.seats.unitsAvailable(seatMap.eventId, section);
+  }
+
+  /** Each seated seat's effective status, in seat-map position order: one short statement. */
   seatStatuses(seatMap: SeatMap): Promise<SeatStatus[]> {
     return this.seats.listStatuses(seatMap.eventId);
   }

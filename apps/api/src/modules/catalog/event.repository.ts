@@ -2,15 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../common/pagination/page';
 import type { EventDto } from './dto/event.dto';
+import { capacityOf, isGa, type SectionSpec } from './event-sections';
 import type { OrphanPolicy } from './seat-map';
 import { EFFECTIVE_SEAT_STATUS } from './seat.repository';
-
-export interface SectionSpec {
-  name: string;
-  rows: number;
-  seatsPerRow: number;
-  priceCents: number;
-}
 
 /** A new events row; its seats are written beside it in the same transaction. */
 export interface NewEvent {
@@ -33,6 +27,8 @@ interface EventRow {
   sections: SectionSpec[];
   orphan_policy: OrphanPolicy;
   created_at: Date;
+  /** Free seats or units per section name. */
+  section_free: Record<string, number> | null;
   total: number;
   free: number;
   held: number;
@@ -42,7 +38,7 @@ interface EventRow {
 /** Every event as shown: its columns and its seats counted by effective status. */
 const EVENT_WITH_COUNTS = `
   SELECT e.id, e.name, e.venue, e.starts_at, e.currency, e.sections, e.orphan_policy, e.created_at,
-         c.total::int, c.free::int, c.held::int, c.booked::int
+         c.total::int, c.free::int, c.held::int, c.booked::int, a.section_free
   FROM events e
   CROSS JOIN LATERAL (
     SELECT count(*) AS total,
@@ -50,7 +46,12 @@ const EVENT_WITH_COUNTS = `
            count(*) FILTER (WHERE ${EFFECTIVE_SEAT_STATUS} = 'held') AS held,
            count(*) FILTER (WHERE s.status = 'booked') AS booked
     FROM seats s WHERE s.event_id = e.id
-  ) c`;
+  ) c
+  CROSS JOIN LATERAL (
+    SELECT jsonb_object_agg(f.section, f.free) AS section_free FROM (
+      SELECT s.section, count(*) FILTER (WHERE ${EFFECTIVE_SEAT_STATUS} = 'free') AS free
+      FROM seats s WHERE s.event_id = e.id GROUP BY s.section) f
+  ) a`;
 
 function toDto(row: EventRow): EventDto {
   return {
@@ -59,7 +60,12 @@ function toDto(row: EventRow): EventDto {
     venue: row.venue,
     startsAt: row.starts_at.toISOString(),
     currency: row.currency,
-    sections: row.sections,
+    sections: row.sections.map((section) => ({
+      ...section,
+      kind: isGa(section) ? 'ga' : 'seated',
+      capacity: capacityOf(section),
+      available: row.section_free?.[section.name] ?? 0,
+    })),
     orphanPolicy: row.orphan_policy,
     seatCounts: { total: row.total, free: row.free, held: row.held, booked: row.booked },
     createdAt: row.created_at.toISOString(),

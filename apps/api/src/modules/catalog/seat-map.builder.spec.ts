@@ -1,4 +1,4 @@
-import { buildSeatMap, rowName } from './seat-map.builder';
+import { buildSeatMap, rowName, unitSectionIndex } from './seat-map.builder';
 
 describe('rowName', () => {
   it.each([
@@ -49,5 +49,37 @@ describe('buildSeatMap', () => {
   it('continues past Z with AA, AB', () => {
     const seats = buildSeatMap([{ name: 'Floor', rows: 28, seatsPerRow: 1, priceCents: 100 }]);
     expect(seats.slice(25).map((s) => s.label)).toEqual(['Z1', 'AA1', 'AB1']);
+  });
+
+  it('numbers general-admission units within their section, rows lettered around them', () => {
+    const seats = buildSeatMap([
+      { name: 'Stalls', rows: 1, seatsPerRow: 2, priceCents: 100 },
+      { name: 'Floor', kind: 'ga', capacity: 3, priceCents: 40 },
+      { name: 'Balcony', rows: 1, seatsPerRow: 1, priceCents: 60 },
+      { name: 'Pit', kind: 'ga', capacity: 1, priceCents: 20 },
+    ]);
+    expect(seats.map((s) => s.label)).toEqual([
+      'A1',
+      'A2',
+      'GA1-1',
+      'GA1-2',
+      'GA1-3',
+      'B1',
+      'GA2-1',
+    ]);
+    expect(seats[3]).toEqual({
+      label: 'GA1-2',
+      section: 'Floor',
+      row: null,
+      number: 2,
+      position: 3,
+      priceCents: 40,
+    });
+  });
+
+  it('tells a unit label from a seat label', () => {
+    expect(unitSectionIndex('GA12-400')).toBe(12);
+    expect(unitSectionIndex('A12')).toBeNull();
+    expect(unitSectionIndex('GA1')).toBeNull();
   });
 });

@@ -1,10 +1,10 @@
-import type { SectionSpec } from './event.repository';
+import { isGa, type SectionSpec } from './event-sections';
 
 export interface PlannedSeat {
   label: string;
   section: string;
-  /** Row name (`D`) and seat number within the row (1 at one end). */
-  row: string;
+  /** Row name (`D`) and seat number within the row (1 at one end); a GA unit has no row. */
+  row: string | null;
   number: number;
   position: number;
   priceCents: number;
@@ -19,14 +19,41 @@ export function rowName(index: number): string {
   return name;
 }
 
+/** The label of unit `number` of the `gaIndex`-th (from 1) general-admission section: `GA2-17`. */
+export function unitLabel(gaIndex: number, number: number): string {
+  return `GA${gaIndex}-${number}`;
+}
+
+/** Which GA section (from 1) a unit label belongs to; null for a seat label. */
+export function unitSectionIndex(label: string): number | null {
+  const match = /^GA(\d+)-\d+$/.exec(label);
+  return match ? Number(match[1]) : null;
+}
+
 /**
  * Lays out an event's seats: rows are lettered across the whole event in section order (section 1
- * rows A–C, section 2 rows D–F, …), a label is row + number (`D12`).
+ * rows A–C, section 2 rows D–F, …), a label is row + number (`D12`). A general-admission section's
+ * units are numbered within it (`GA1-1` … `GA1-1000`, the 1 counting GA sections).
  */
 export function buildSeatMap(sections: SectionSpec[]): PlannedSeat[] {
   const seats: PlannedSeat[] = [];
   let row = 0;
+  let gaIndex = 0;
   for (const section of sections) {
+    if (isGa(section)) {
+      gaIndex += 1;
+      for (let number = 1; number <= section.capacity; number += 1) {
+        seats.push({
+          label: unitLabel(gaIndex, number),
+          section: section.name,
+          row: null,
+          number,
+          position: seats.length,
+          priceCents: section.priceCents,
+        });
+      }
+      continue;
+    }
     for (let r = 0; r < section.rows; r += 1, row += 1) {
       const name = rowName(row);
       for (let number = 1; number <= section.seatsPerRow; number += 1) {

@@ -1,6 +1,9 @@
 export type OrphanPolicy = 'off' | 'strict';
 
-/** What booking needs to validate and place a hold without asking PostgreSQL: an event's immutable seat map. */
+/**
+ * What booking needs to validate and place a hold without asking PostgreSQL: an event's immutable
+ * seat map. Seats are the seated sections' only; GA units are counted in `units`.
+ */
 export interface SeatMap {
   eventId: string;
   currency: string;
@@ -10,8 +13,19 @@ export interface SeatMap {
   seats: readonly SeatMapEntry[];
   /** Rows in seat-map order (sections in event order, rows front to back). */
   rows: readonly SeatMapRow[];
-  /** Section names in event order. */
+  /** Section names in event order, seated and general admission. */
   sections: readonly string[];
+  /** General-admission sections, in event order (unit labels count them from 1). */
+  units: readonly UnitSection[];
+}
+
+/** A general-admission section: `capacity` units sold by quantity, none of them in `seats`. */
+export interface UnitSection {
+  name: string;
+  /** 1 for the event's first GA section, as in its unit labels (`GA1-17`). */
+  gaIndex: number;
+  capacity: number;
+  priceCents: number;
 }
 
 export interface SeatMapEntry {

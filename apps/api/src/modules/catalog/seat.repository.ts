@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
-import type { OrphanPolicy, SeatMap, SeatMapRow } from './seat-map';
+import { isGa, type SectionSpec } from './event-sections';
+import type { OrphanPolicy, SeatMap, SeatMapRow, UnitSection } from './seat-map';
 import type { PlannedSeat } from './seat-map.builder';
 
 export type SeatStatus = 'free' | 'held' | 'booked';
@@ -17,7 +18,9 @@ const STATUS_BY_LETTER: Readonly<Record<string, SeatStatus>> = {
 interface SeatMapQueryRow {
   currency: string;
   orphan_policy: OrphanPolicy;
-  label: string;
+  sections: SectionSpec[];
+  /** Null on the one row of an event without seated sections. */
+  label: string | null;
   section: string;
   price_cents: number;
   row_name: string;
@@ -54,44 +57,64 @@ export class SeatRepository {
 
   /** The event's seat labels and prices in position order, with its currency; null if no event. */
   async loadSeatMap(eventId: string): Promise<SeatMap | null> {
-    const rows = await this.dataSource.query<SeatMapQueryRow[]>(
-      `SELECT e.currency, e.orphan_policy, s.label, s.section, s.price_cents, s.row_name
-       FROM events e JOIN seats s ON s.event_id = e.id WHERE e.id = $1 ORDER BY s.position`,
+    const found = await this.dataSource.query<SeatMapQueryRow[]>(
+      `SELECT e.currency, e.orphan_policy, e.sections, s.label, s.section, s.price_cents, s.row_name
+       FROM events e LEFT JOIN seats s ON s.event_id = e.id AND s.row_name IS NOT NULL
+       WHERE e.id = $1 ORDER BY s.position`,
       [eventId],
     );
-    if (rows.length === 0) return null;
+    if (found.length === 0) return null;
+    const rows = found.filter((row) => row.label !== null) as (SeatMapQueryRow & {
+      label: string;
+    })[];
     const seats = rows.map((row) => ({
       label: row.label,
       section: row.section,
       priceCents: row.price_cents,
     }));
     // A row's seats are consecutive positions numbered from 1 (see seat-map.builder.ts).
+    const specs = found[0].sections;
+    const sections = specs.map((section) => section.name);
     const seatRows: SeatMapRow[] = [];
-    const sections: string[] = [];
     rows.forEach((row, position) => {
       const last = seatRows[seatRows.length - 1];
       if (last && last.name === row.row_name && last.section === row.section) {
         last.length += 1;
         return;
       }
-      if (sections[sections.length - 1] !== row.section) sections.push(row.section);
       seatRows.push({
         section: row.section,
-        sectionIndex: sections.length - 1,
+        sectionIndex: sections.indexOf(row.section),
         name: row.row_name,
         first: position,
         length: 1,
       });
     });
+    const units: UnitSection[] = specs.filter(isGa).map((section, i) => ({
+      name: section.name,
+      gaIndex: i + 1,
+      capacity: section.capacity,
+      priceCents: section.priceCents,
+    }));
     return {
       eventId,
-      currency: rows[0].currency,
-      orphanPolicy: rows[0].orphan_policy,
+      currency: found[0].currency,
+      orphanPolicy: found[0].orphan_policy,
       prices: new Map(seats.map((seat) => [seat.label, seat.priceCents])),
       seats,
       rows: seatRows,
       sections,
+      units,
     };
+  }
+
+  /** A GA section's units free to hold now (a lapsed hold's count). */
+  async unitsAvailable(eventId: string, section: string): Promise<number> {
+    const [{ available }] = await this.dataSource.query<{ available: number }[]>(
+      `SELECT seatlock_units_available($1, $2) AS available`,
+      [eventId, section],
+    );
+    return available;
   }
 
   /**
@@ -102,7 +125,7 @@ export class SeatRepository {
   async listStatuses(eventId: string): Promise<SeatStatus[]> {
     const [{ statuses }] = await this.dataSource.query<{ statuses: string | null }[]>(
       `SELECT string_agg(left(${EFFECTIVE_SEAT_STATUS}, 1), '' ORDER BY s.position) AS statuses
-       FROM seats s WHERE s.event_id = $1`,
+       FROM seats s WHERE s.event_id = $1 AND s.row_name IS NOT NULL`,
       [eventId],
     );
     return Array.from(statuses ?? '', (letter) => STATUS_BY_LETTER[letter]);
