@@ -50,6 +50,7 @@ describe('the built API (as npm start runs it)', () => {
     ['get', '/bookings/{id}', '200', ['400', '401', '404'], null],
     ['delete', '/bookings/{id}', '200', ['400', '401', '404'], null],
     ['get', '/bookings/{id}/events', '200', ['400', '401', '404'], null],
+    ['post', '/bookings/{id}/extend', '200', ['400', '401', '404', '409'], null],
     [
       'post',
       '/bookings/{id}/payments',

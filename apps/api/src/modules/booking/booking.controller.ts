@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   type AuthenticatedCustomer,
@@ -15,6 +15,21 @@ import { BookingDto } from './dto/booking.dto';
 import { CreateBookingDto } from './dto/create-booking.dto';
 import { TimelineEntryDto } from './dto/timeline-entry.dto';
 
+const EVENT_ID = '3f1c9a52-7b0e-4d36-9a51-2f4c8e0d6b17';
+
+/** The three shapes of a hold, as Swagger UI offers them (the first is filled in). */
+const HOLD_EXAMPLES = {
+  seats: { summary: 'These seats', value: { eventId: EVENT_ID, seatIds: ['A1'] } },
+  bestAvailable: {
+    summary: 'The best 2 seats together',
+    value: { eventId: EVENT_ID, quantity: 2, section: 'Stalls', together: true },
+  },
+  generalAdmission: {
+    summary: 'General admission: 4 units of a GA section',
+    value: { eventId: EVENT_ID, section: 'Floor', quantity: 4 },
+  },
+};
+
 @ApiTags('bookings')
 @CustomerAuth()
 @Controller('bookings')
@@ -29,6 +44,7 @@ export class BookingController {
    */
   @Post()
   @HttpCode(201)
+  @ApiBody({ type: CreateBookingDto, examples: HOLD_EXAMPLES })
   @ApiProblems(400, 404, 409, 422, 503)
   hold(
     @CurrentCustomer() customer: AuthenticatedCustomer,
