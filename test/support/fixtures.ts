@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { TestApp } from './test-app';
+import type { ApiResponse, TestApp } from './test-app';
 import { TEST_ADMIN_TOKEN } from './test-env';
 
 export interface Customer {
@@ -15,6 +15,13 @@ export interface Section {
   priceCents: number;
 }
 
+/** A general-admission section: `capacity` units (1–50,000) sold by quantity, no rows. */
+export interface GaSection {
+  name: string;
+  capacity: number;
+  priceCents: number;
+}
+
 export interface EventOptions {
   /** Sent as `orphanPolicy` when given ("off" or "strict"); left out otherwise (the default). */
   orphanPolicy?: string;
@@ -23,7 +30,9 @@ export interface EventOptions {
 /** Creates an event through the admin API; answers its id. */
 export async function createEvent(
   api: TestApp,
-  sections: Section[] = [{ name: 'Floor', rows: 2, seatsPerRow: 5, priceCents: 5000 }],
+  sections: (Section | GaSection)[] = [
+    { name: 'Floor', rows: 2, seatsPerRow: 5, priceCents: 5000 },
+  ],
   options: EventOptions = {},
 ): Promise<string> {
   const response = await api.post(
@@ -66,4 +75,15 @@ export function countStatuses(statuses: number[]): Record<number, number> {
   const counts: Record<number, number> = {};
   for (const status of statuses) counts[status] = (counts[status] ?? 0) + 1;
   return counts;
+}
+
+/** `POST /bookings {eventId, section, quantity}`: a hold of `quantity` units of a GA section. */
+export function holdUnits(
+  api: TestApp,
+  customer: Customer,
+  eventId: string,
+  section: string,
+  quantity: number,
+): Promise<ApiResponse> {
+  return api.post('/bookings', { eventId, section, quantity }, { token: customer.token });
 }

@@ -52,11 +52,12 @@ export class AppModule {
                   remoteAddress: req.remoteAddress,
                 }),
               },
-              // A lost seat race (409) or a bad request is business as usual, not a warning.
+              // A lost seat race (409) or a bad request is business as usual, not a warning; a
+              // 503 is load shed on purpose (Retry-After), its cause logged where it is decided.
               customLogLevel: (_request, response, error) =>
-                error || response.statusCode >= 500
+                error || (response.statusCode >= 500 && response.statusCode !== 503)
                   ? 'error'
-                  : [401, 403, 429].includes(response.statusCode)
+                  : [401, 403, 429, 503].includes(response.statusCode)
                     ? 'warn'
                     : 'info',
             },

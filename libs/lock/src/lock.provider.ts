@@ -264,29 +264,31 @@ export class LockProvider {
    * left. A missing counter is seeded from `seed()` (the caller's source of truth) with a TTL of
    * `seedTtlMs`, so it is re-read from that source at least that often. On the first node only, also
    * in redlock mode: a counter is an admission filter in front of a database that decides, not a lock.
+   * `seeded`: this call found the counter missing (and so asked `seed()`).
    */
   async takePermits(
     key: string,
     count: number,
     seed: () => Promise<number>,
     seedTtlMs: number,
-  ): Promise<{ taken: boolean; left: number }> {
+  ): Promise<{ taken: boolean; left: number; seeded: boolean }> {
     const node = this.requireNodes()[0];
     const permitKey = `permits:${this.tagged(key)}`;
     let reply = (await this.run(node, SCRIPTS.takePermits, [permitKey], [String(count)])) as [
       number,
       number,
     ];
-    if (reply[0] === -1) {
-      const seeded = await seed();
+    const seeded = reply[0] === -1;
+    if (seeded) {
+      const available = await seed();
       reply = (await this.run(
         node,
         SCRIPTS.takePermits,
         [permitKey],
-        [String(count), String(seeded), String(seedTtlMs)],
+        [String(count), String(available), String(seedTtlMs)],
       )) as [number, number];
     }
-    return { taken: reply[0] === 1, left: Number(reply[1]) };
+    return { taken: reply[0] === 1, left: Number(reply[1]), seeded };
   }
 
   /** Gives permits back (a claim that did not go through, a release); dropped if the counter is gone. */

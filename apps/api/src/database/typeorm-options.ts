@@ -7,6 +7,7 @@ import { OneStatementHold1764200000000 } from './migrations/1764200000000-one-st
 import { OneStatementPayments1764300000000 } from './migrations/1764300000000-one-statement-payments';
 import { OnSaleSeating1764400000000 } from './migrations/1764400000000-on-sale-seating';
 import { GeneralAdmission1764500000000 } from './migrations/1764500000000-general-admission';
+import { FairUnitClaims1764600000000 } from './migrations/1764600000000-fair-unit-claims';
 
 export interface DatabaseSettings {
   url: string;
@@ -31,6 +32,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       OneStatementPayments1764300000000,
       OnSaleSeating1764400000000,
       GeneralAdmission1764500000000,
+      FairUnitClaims1764600000000,
     ],
     migrationsRun: settings.migrationsRun ?? false,
     migrationsTransactionMode: 'each',

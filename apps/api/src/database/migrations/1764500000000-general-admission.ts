@@ -1,39 +1,10 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
-/**
- * General admission: a GA section's units are rows of `seats` without a row (row_name NULL), so
- * holding, paying, releasing, expiring, cancelling and the ledger treat them exactly like seats. A
- * GA hold claims the first free units with FOR UPDATE SKIP LOCKED: concurrent buyers take different
- * rows instead of queueing on one counter row.
- */
-export class GeneralAdmission1764500000000 implements MigrationInterface {
-  name = 'GeneralAdmission1764500000000';
-
-  async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(
-      `ALTER TABLE seats ALTER COLUMN row_name DROP NOT NULL, ALTER COLUMN seat_number DROP NOT NULL`,
-    );
-    // Free units in claim order; the partial index is what SKIP LOCKED walks.
-    await queryRunner.query(`
-      CREATE INDEX seats_free_units_idx ON seats (event_id, section, position)
-        WHERE row_name IS NULL AND status = 'free'`);
-    await queryRunner.query(`
-      CREATE INDEX seats_held_units_idx ON seats (event_id, section, held_until)
-        WHERE row_name IS NULL AND status = 'held'`);
-
-    // A GA section's units free to hold now (a lapsed hold's count as free).
-    await queryRunner.query(`
-      CREATE FUNCTION seatlock_units_available(p_event uuid, p_section text) RETURNS integer
-      LANGUAGE sql STABLE AS $$
-        SELECT count(*)::int FROM seats
-         WHERE event_id = p_event AND section = p_section AND row_name IS NULL
-           AND (status = 'free' OR (status = 'held' AND held_until <= now()))
-      $$`);
-
-    // Holds p_quantity units of a GA section, all or none. outcome: 'held' (booking set),
-    // 'sold_out' (available: what was free), 'limit' (current: the customer's seats for the event).
-    // The token is PostgreSQL's own: units have no Redis lock (Redis only admits buyers).
-    await queryRunner.query(`
+// Holds p_quantity units of a GA section, all or none. outcome: 'held' (booking set),
+// 'sold_out' (available: what was free), 'limit' (current: the customer's seats for the event).
+// The token is PostgreSQL's own: units have no Redis lock (Redis only admits buyers).
+// Superseded by 1764600000000 (fair claims); kept for its down().
+export const HOLD_UNITS_V1_SQL = `
       CREATE FUNCTION seatlock_hold_units(
         p_booking uuid, p_customer uuid, p_event uuid, p_section text, p_quantity integer,
         p_price bigint, p_currency text, p_ttl_seconds integer, p_cap integer)
@@ -107,7 +78,39 @@ export class GeneralAdmission1764500000000 implements MigrationInterface {
         RETURN QUERY SELECT 'held', seatlock_booking_json(v_booking), NULL::int, NULL::int,
                             v_expired;
       END
+      $$`;
+
+/**
+ * General admission: a GA section's units are rows of `seats` without a row (row_name NULL), so
+ * holding, paying, releasing, expiring, cancelling and the ledger treat them exactly like seats. A
+ * GA hold claims the first free units with FOR UPDATE SKIP LOCKED: concurrent buyers take different
+ * rows instead of queueing on one counter row.
+ */
+export class GeneralAdmission1764500000000 implements MigrationInterface {
+  name = 'GeneralAdmission1764500000000';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(
+      `ALTER TABLE seats ALTER COLUMN row_name DROP NOT NULL, ALTER COLUMN seat_number DROP NOT NULL`,
+    );
+    // Free units in claim order; the partial index is what SKIP LOCKED walks.
+    await queryRunner.query(`
+      CREATE INDEX seats_free_units_idx ON seats (event_id, section, position)
+        WHERE row_name IS NULL AND status = 'free'`);
+    await queryRunner.query(`
+      CREATE INDEX seats_held_units_idx ON seats (event_id, section, held_until)
+        WHERE row_name IS NULL AND status = 'held'`);
+
+    // A GA section's units free to hold now (a lapsed hold's count as free).
+    await queryRunner.query(`
+      CREATE FUNCTION seatlock_units_available(p_event uuid, p_section text) RETURNS integer
+      LANGUAGE sql STABLE AS $$
+        SELECT count(*)::int FROM seats
+         WHERE event_id = p_event AND section = p_section AND row_name IS NULL
+           AND (status = 'free' OR (status = 'held' AND held_until <= now()))
       $$`);
+
+    await queryRunner.query(HOLD_UNITS_V1_SQL);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

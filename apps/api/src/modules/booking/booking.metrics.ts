@@ -7,6 +7,8 @@ export type HoldOutcome =
   | 'conflict_database'
   | 'sold_out_redis'
   | 'sold_out_database'
+  /** Refused by Redis right after this request (or the crowd it rode with) re-read the count. */
+  | 'sold_out_seeded'
   | 'rejected';
 
 /** Counters that show the two layers at work: who Redis turned away, who PostgreSQL decided. */
@@ -52,7 +54,11 @@ export class BookingMetrics {
         const count = (outcome: HoldOutcome): number =>
           values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
         const redis = count('conflict_redis') + count('sold_out_redis');
-        const contended = redis + count('conflict_database') + count('sold_out_database');
+        const contended =
+          redis +
+          count('conflict_database') +
+          count('sold_out_database') +
+          count('sold_out_seeded');
         this.set(contended === 0 ? 0 : redis / contended);
       },
     });

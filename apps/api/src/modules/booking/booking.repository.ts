@@ -55,6 +55,12 @@ export interface UnitHoldInput {
 }
 
 /** What the one-statement extension did (see seatlock_extend). */
+/** A hold that lapsed and was ended: what it had. */
+export interface ExpiredHold {
+  eventId: string;
+  labels: string[];
+}
+
 export interface ExtendResult {
   outcome: 'not_found' | 'extended' | 'not_held' | 'max_extensions' | 'max_lifetime';
   booking: BookingDto | null;
@@ -180,15 +186,15 @@ export class BookingRepository {
     return result;
   }
 
-  /** Expires one lapsed hold; false when it was not one (any more). */
-  async expire(bookingId: string): Promise<boolean> {
-    const [{ expired }] = await retryingAborted(() =>
-      this.dataSource.query<{ expired: boolean }[]>(
-        `SELECT (seatlock_expire_booking($1)).id IS NOT NULL AS expired`,
+  /** Expires one lapsed hold: its event and seats, or null when it was not one (any more). */
+  async expire(bookingId: string): Promise<ExpiredHold | null> {
+    const [row] = await retryingAborted(() =>
+      this.dataSource.query<{ event_id: string | null; seat_labels: string[] | null }[]>(
+        `SELECT event_id, seat_labels FROM seatlock_expire_booking($1)`,
         [bookingId],
       ),
     );
-    return expired;
+    return row?.event_id ? { eventId: row.event_id, labels: row.seat_labels ?? [] } : null;
   }
 
   /** Holds past their TTL, oldest first. */

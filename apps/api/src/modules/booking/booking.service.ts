@@ -153,7 +153,11 @@ export class BookingService {
     let expired = 0;
     for (const id of await this.bookings.lapsed(batchSize)) {
       if (signal?.aborted) break;
-      if (await this.bookings.expire(id)) expired += 1;
+      const hold = await this.bookings.expire(id);
+      if (!hold) continue;
+      expired += 1;
+      // A lapsed GA hold's permits go back at once, not at the count's next re-read.
+      await this.generalAdmission.returned(hold.eventId, hold.labels);
     }
     if (expired > 0) {
       this.metrics.expired.inc({ by: 'sweeper' }, expired);

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { LockProvider, LockUnavailableError } from '@app/lock';
 import type { AuthenticatedCustomer } from '../../common/auth/auth.decorators';
+import { SingleFlight } from '../../common/batching/single-flight';
 import { RequestValidationError } from '../../common/errors/request-validation.error';
 import { AppConfigService } from '../../config/app-config.service';
 import { CatalogService } from '../catalog/catalog.service';
@@ -38,6 +39,7 @@ export function admissionKey(eventId: string, gaIndex: number): string {
 @Injectable()
 export class GeneralAdmissionService {
   private readonly logger = new Logger(GeneralAdmissionService.name);
+  private readonly seeds = new SingleFlight<number>();
 
   constructor(
     private readonly bookings: BookingRepository,
@@ -99,14 +101,16 @@ export class GeneralAdmissionService {
   private async admit(seatMap: SeatMap, section: UnitSection, quantity: number): Promise<boolean> {
     if (this.lock.mode === 'off') return false;
     try {
-      const { taken, left } = await this.lock.takePermits(
-        admissionKey(seatMap.eventId, section.gaIndex),
+      const key = admissionKey(seatMap.eventId, section.gaIndex);
+      const { taken, left, seeded } = await this.lock.takePermits(
+        key,
         quantity,
-        () => this.catalog.unitsAvailable(seatMap, section.name),
+        // A crowd that finds the count gone (expired, flushed) reads PostgreSQL once, not each.
+        () => this.seeds.run(key, () => this.catalog.unitsAvailable(seatMap, section.name)),
         ADMISSION_TTL_MS,
       );
       if (taken) return true;
-      this.metrics.holds.inc({ outcome: 'sold_out_redis' });
+      this.metrics.holds.inc({ outcome: seeded ? 'sold_out_seeded' : 'sold_out_redis' });
       throw BookingError.soldOut(quantity, left, section.name);
     } catch (error) {
       if (!(error instanceof LockUnavailableError)) throw error;
