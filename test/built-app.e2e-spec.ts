@@ -104,9 +104,13 @@ describe('the built API (as npm start runs it)', () => {
     const schemas = doc.components.schemas;
     expect(Object.keys(schemas.CreateBookingDto.properties ?? {}).sort()).toEqual([
       'eventId',
+      'quantity',
       'seatIds',
+      'section',
+      'together',
     ]);
-    expect(schemas.CreateBookingDto.required?.sort()).toEqual(['eventId', 'seatIds']);
+    // Exactly one of seatIds and quantity: neither is required on its own.
+    expect(schemas.CreateBookingDto.required?.sort()).toEqual(['eventId']);
     expect(Object.keys(schemas.BookingDto.properties ?? {}).sort()).toEqual([
       'amountCents',
       'createdAt',
@@ -115,6 +119,7 @@ describe('the built API (as npm start runs it)', () => {
       'expiresAt',
       'fencingToken',
       'id',
+      'nextToEachOther',
       'seats',
       'status',
     ]);
@@ -143,6 +148,7 @@ describe('the built API (as npm start runs it)', () => {
     expect(Object.keys(schemas.CreateEventDto.properties ?? {}).sort()).toEqual([
       'currency',
       'name',
+      'orphanPolicy',
       'sections',
       'startsAt',
       'venue',
