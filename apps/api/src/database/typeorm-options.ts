@@ -8,6 +8,7 @@ import { OneStatementPayments1764300000000 } from './migrations/1764300000000-on
 import { OnSaleSeating1764400000000 } from './migrations/1764400000000-on-sale-seating';
 import { GeneralAdmission1764500000000 } from './migrations/1764500000000-general-admission';
 import { FairUnitClaims1764600000000 } from './migrations/1764600000000-fair-unit-claims';
+import { ExtendAfterLock1764700000000 } from './migrations/1764700000000-extend-after-lock';
 
 export interface DatabaseSettings {
   url: string;
@@ -33,6 +34,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       OnSaleSeating1764400000000,
       GeneralAdmission1764500000000,
       FairUnitClaims1764600000000,
+      ExtendAfterLock1764700000000,
     ],
     migrationsRun: settings.migrationsRun ?? false,
     migrationsTransactionMode: 'each',

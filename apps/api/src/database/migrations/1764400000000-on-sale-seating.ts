@@ -1,6 +1,55 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { HOLD_V1_SQL } from './1764200000000-one-statement-hold';
 
+/** The owner's extension of a live hold; superseded by 1764700000000, kept for its down(). */
+export const EXTEND_V1_SQL = `
+      CREATE FUNCTION seatlock_extend(
+        p_booking uuid, p_customer uuid, p_ttl_seconds integer, p_max_lifetime_seconds integer,
+        p_max_extensions integer)
+      RETURNS TABLE (outcome text, booking jsonb)
+      LANGUAGE plpgsql AS $$
+      DECLARE
+        v bookings;
+        v_until timestamptz;
+      BEGIN
+        SELECT * INTO v FROM bookings WHERE id = p_booking AND customer_id = p_customer FOR UPDATE;
+        IF NOT FOUND THEN
+          RETURN QUERY SELECT 'not_found', NULL::jsonb;
+          RETURN;
+        END IF;
+        IF v.status = 'held' AND v.expires_at <= now() THEN
+          -- Lapsed: it ends now, as the sweeper would end it, and is never revived.
+          PERFORM seatlock_expire_booking(p_booking);
+          RETURN QUERY SELECT 'not_held', seatlock_booking_json(b) FROM bookings b
+                        WHERE b.id = p_booking;
+          RETURN;
+        END IF;
+        IF v.status <> 'held' THEN
+          RETURN QUERY SELECT 'not_held', seatlock_booking_json(v);
+          RETURN;
+        END IF;
+        IF v.extensions >= p_max_extensions THEN
+          RETURN QUERY SELECT 'max_extensions', seatlock_booking_json(v);
+          RETURN;
+        END IF;
+        v_until := least(now() + make_interval(secs => p_ttl_seconds),
+                         v.created_at + make_interval(secs => p_max_lifetime_seconds));
+        IF v_until <= v.expires_at THEN
+          RETURN QUERY SELECT 'max_lifetime', seatlock_booking_json(v);
+          RETURN;
+        END IF;
+        UPDATE bookings SET expires_at = v_until, extensions = extensions + 1, updated_at = now()
+         WHERE id = p_booking RETURNING * INTO v;
+        UPDATE seats SET held_until = v_until
+         WHERE event_id = v.event_id AND label = ANY(v.seat_labels) AND status = 'held'
+           AND booking_id = v.id AND fence = v.fence;
+        PERFORM seatlock_record_booking_event(v, 'booking.extended',
+          'Hold extended until ' || seatlock_iso(v_until) || ' (extension ' || v.extensions || ' of '
+          || p_max_extensions || ')');
+        RETURN QUERY SELECT 'extended', seatlock_booking_json(v);
+      END
+      $$`;
+
 /**
  * On-sale seating: seats know their row and number (the orphan rule needs neighbours), events their
  * orphan policy, bookings how often they were extended. The hold gains the per-customer cap and the
@@ -196,53 +245,7 @@ export class OnSaleSeating1764400000000 implements MigrationInterface {
     // The owner's extension of a live hold, fenced like every seat write. outcome: 'not_found' (not
     // this customer's), 'extended', or why not: 'not_held' (over, or lapsed: then it expires here,
     // never revived), 'max_extensions', 'max_lifetime' (expires_at cannot move later).
-    await queryRunner.query(`
-      CREATE FUNCTION seatlock_extend(
-        p_booking uuid, p_customer uuid, p_ttl_seconds integer, p_max_lifetime_seconds integer,
-        p_max_extensions integer)
-      RETURNS TABLE (outcome text, booking jsonb)
-      LANGUAGE plpgsql AS $$
-      DECLARE
-        v bookings;
-        v_until timestamptz;
-      BEGIN
-        SELECT * INTO v FROM bookings WHERE id = p_booking AND customer_id = p_customer FOR UPDATE;
-        IF NOT FOUND THEN
-          RETURN QUERY SELECT 'not_found', NULL::jsonb;
-          RETURN;
-        END IF;
-        IF v.status = 'held' AND v.expires_at <= now() THEN
-          -- Lapsed: it ends now, as the sweeper would end it, and is never revived.
-          PERFORM seatlock_expire_booking(p_booking);
-          RETURN QUERY SELECT 'not_held', seatlock_booking_json(b) FROM bookings b
-                        WHERE b.id = p_booking;
-          RETURN;
-        END IF;
-        IF v.status <> 'held' THEN
-          RETURN QUERY SELECT 'not_held', seatlock_booking_json(v);
-          RETURN;
-        END IF;
-        IF v.extensions >= p_max_extensions THEN
-          RETURN QUERY SELECT 'max_extensions', seatlock_booking_json(v);
-          RETURN;
-        END IF;
-        v_until := least(now() + make_interval(secs => p_ttl_seconds),
-                         v.created_at + make_interval(secs => p_max_lifetime_seconds));
-        IF v_until <= v.expires_at THEN
-          RETURN QUERY SELECT 'max_lifetime', seatlock_booking_json(v);
-          RETURN;
-        END IF;
-        UPDATE bookings SET expires_at = v_until, extensions = extensions + 1, updated_at = now()
-         WHERE id = p_booking RETURNING * INTO v;
-        UPDATE seats SET held_until = v_until
-         WHERE event_id = v.event_id AND label = ANY(v.seat_labels) AND status = 'held'
-           AND booking_id = v.id AND fence = v.fence;
-        PERFORM seatlock_record_booking_event(v, 'booking.extended',
-          'Hold extended until ' || seatlock_iso(v_until) || ' (extension ' || v.extensions || ' of '
-          || p_max_extensions || ')');
-        RETURN QUERY SELECT 'extended', seatlock_booking_json(v);
-      END
-      $$`);
+    await queryRunner.query(EXTEND_V1_SQL);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
