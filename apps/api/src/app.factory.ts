@@ -5,9 +5,12 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Registry } from 'prom-client';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { parseJsonBody } from './common/http/json-body.parser';
+import { RequestGate } from './common/http/request-gate';
+import { AppConfigService } from './config/app-config.service';
 
 /** Requests larger than this are refused with 413 before they are parsed. */
 const BODY_LIMIT_BYTES = 256 * 1024;
@@ -28,25 +31,34 @@ function requestId(request: IncomingMessage | Http2ServerRequest): string {
  * e2e tests both start it from here.
  */
 export async function createApp(env: Record<string, string> = {}): Promise<NestFastifyApplication> {
-  const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot(env),
-    new FastifyAdapter({
-      bodyLimit: BODY_LIMIT_BYTES,
-      genReqId: requestId,
-      frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
-        // Fastify answers these (e.g. an undecodable URL) before Nest sees the request.
-        void reply.code(400).header('content-type', 'application/problem+json').send({
-          type: 'https://seatlock.dev/problems/request.invalid',
-          title: 'Bad request',
-          status: 400,
-          detail: error.message,
-          code: 'REQUEST.INVALID',
-          instance: request.url,
-        });
-      },
-    }),
-    { bufferLogs: true, bodyParser: false },
-  );
+  const adapter = new FastifyAdapter({
+    bodyLimit: BODY_LIMIT_BYTES,
+    genReqId: requestId,
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
+      // Fastify answers these (e.g. an undecodable URL) before Nest sees the request.
+      void reply.code(400).header('content-type', 'application/problem+json').send({
+        type: 'https://seatlock.dev/problems/request.invalid',
+        title: 'Bad request',
+        status: 400,
+        detail: error.message,
+        code: 'REQUEST.INVALID',
+        instance: request.url,
+      });
+    },
+  });
+  // The first onRequest hook, ahead of Nest's middleware: see RequestGate.
+  const gate = new RequestGate();
+  adapter.getInstance().addHook('onRequest', gate.onRequest);
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(env), adapter, {
+    bufferLogs: true,
+    bodyParser: false,
+  });
+  const config = app.get(AppConfigService);
+  gate.configure({
+    inFlight: config.get('MAX_REQUESTS_IN_FLIGHT'),
+    queued: config.get('MAX_REQUESTS_QUEUED'),
+  });
+  gate.register(app.get(Registry));
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();
   const fastify = app.getHttpAdapter().getInstance();
@@ -66,7 +78,7 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
     }
   });
 
-  const config = new DocumentBuilder()
+  const document = new DocumentBuilder()
     .setTitle('Seatlock')
     .setDescription(
       'Seat booking that cannot double-book: Redis keeps contenders away, PostgreSQL decides. ' +
@@ -80,7 +92,8 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
       description: 'A customer token from POST /customers, or the admin token for /admin routes',
     })
     .build();
-  const document = SwaggerModule.createDocument(app, config);
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+  SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, document), {
+    jsonDocumentUrl: 'docs-json',
+  });
   return app;
 }

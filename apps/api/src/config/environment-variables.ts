@@ -100,6 +100,18 @@ export class EnvironmentVariables {
   @Max(1000)
   FALLBACK_CONCURRENCY = 8;
 
+  /** Requests past the door at once (parsed and in our code); the rest wait there, in order. */
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
+  MAX_REQUESTS_IN_FLIGHT = 256;
+
+  /** Requests allowed to wait at the door; beyond it the API answers 503 with Retry-After. */
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  MAX_REQUESTS_QUEUED = 10_000;
+
   /** Holds allowed to wait for a fallback slot; beyond it the API answers 503 with Retry-After. */
   @IsInt()
   @Min(0)
