@@ -44,6 +44,7 @@ describe('the built API (as npm start runs it)', () => {
     ['get', '/events', '200', ['400'], null],
     ['get', '/events/{eventId}', '200', ['400', '404'], null],
     ['get', '/events/{eventId}/seats', '200', ['400', '404'], null],
+    ['get', '/events/{eventId}/seats/stream', '200', ['400', '404', '503'], null],
     ['post', '/admin/events', '201', ['400', '401', '403', '422'], 'CreateEventDto'],
     ['post', '/bookings', '201', ['400', '401', '404', '409', '422'], 'CreateBookingDto'],
     ['get', '/bookings', '200', ['400', '401'], null],
@@ -78,7 +79,9 @@ describe('the built API (as npm start runs it)', () => {
     (method, path, success, problems, body) => {
       const operation = doc.paths[path]?.[method];
       expect(operation).toBeDefined();
-      const schema = operation.responses[success]?.content?.['application/json']?.schema;
+      // The seat stream is Server-Sent Events; everything else answers JSON.
+      const media = path.endsWith('/stream') ? 'text/event-stream' : 'application/json';
+      const schema = operation.responses[success]?.content?.[media]?.schema;
       expect(schema).toBeDefined();
       for (const status of problems) {
         expect(operation.responses[status]?.content?.['application/problem+json']?.schema).toEqual({

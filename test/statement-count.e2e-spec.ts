@@ -11,6 +11,9 @@ const QUIET_JOBS = {
   NOTIFY_POLL_MS: '3600000',
   SWEEP_INTERVAL_MS: '3600000',
   RECONCILE_INTERVAL_MS: '3600000',
+  // Nobody subscribes to a seat stream here; its idle drain (one statement per 5 s for every
+  // change since) is a background job like the others.
+  STREAM_IDLE_DRAIN_MS: '3600000',
 };
 
 async function pendingOutbox(db: Client): Promise<number> {

@@ -1,8 +1,9 @@
 import { tmpdir } from 'node:os';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { BuiltApp } from './support/built-app';
+import { launchChromium } from './support/headless-chromium';
 import { createEvent, registerCustomer, type Customer } from './support/fixtures';
 import { TestApp } from './support/test-app';
 import { TEST_ADMIN_TOKEN, testDatabaseUrl, testRedisUrl } from './support/test-env';
@@ -16,7 +17,6 @@ import { TEST_ADMIN_TOKEN, testDatabaseUrl, testRedisUrl } from './support/test-
  * query parameters), which the in-process TestApp, compiled by SWC without the plugin, lacks. The
  * TestApp, on the same database and Redis, creates the fixtures and checks the result through the API.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /**
  * The committed screenshot is refreshed with UPDATE_SCREENSHOT=1; otherwise each run writes to the
  * temp dir, so running the tests never leaves a changed file in the working tree.
@@ -75,12 +75,6 @@ describe('Swagger UI in headless Chromium', () => {
   let customer: Customer;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `No Chromium at ${CHROMIUM}: this test drives a real browser. Install Debian's package ` +
-          '(`apt-get install -y chromium`; .ci/run does it in CI), or set CHROMIUM_PATH.',
-      );
-    }
     [api, built] = await Promise.all([
       TestApp.start({ RATE_LIMIT_PER_MINUTE: '0' }),
       BuiltApp.start({
@@ -95,21 +89,7 @@ describe('Swagger UI in headless Chromium', () => {
     eventId = await createEvent(api);
     eventName = (await api.get(`/events/${eventId}`)).body.name;
     customer = await registerCustomer(api);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      // Flags that keep Chromium off the network (this machine's network is closed) and quiet;
-      // playwright gives it a new empty profile of its own.
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

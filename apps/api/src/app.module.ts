@@ -16,11 +16,13 @@ import { BearerAuthGuard } from './modules/customer/bearer-auth.guard';
 import { CustomerModule } from './modules/customer/customer.module';
 import { NotificationModule } from './modules/notification/notification.module';
 import { PaymentModule } from './modules/payment/payment.module';
+import { StreamModule } from './modules/stream/stream.module';
+import { WebModule } from './modules/web/web.module';
 import { rateLimitTracker } from './common/http/rate-limit-tracker';
 
 /**
- * The module graph. Dependencies point one way: payment → booking → catalog, everything →
- * notification;
+ * The module graph. Dependencies point one way: payment → booking → catalog, stream → catalog,
+ * everything → notification;
  * customer provides the bearer guard for all. `env` overrides the environment (tests use it).
  */
 @Module({})
@@ -82,6 +84,8 @@ export class AppModule {
         CatalogModule,
         BookingModule,
         PaymentModule,
+        StreamModule,
+        WebModule,
         HealthModule,
       ],
       providers: [

@@ -100,6 +100,36 @@ export class EnvironmentVariables {
   @Max(1000)
   FALLBACK_CONCURRENCY = 8;
 
+  /** Seat streams (GET /events/{id}/seats/stream) one instance serves; beyond it 503. */
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  STREAM_MAX_SUBSCRIBERS = 10_000;
+
+  /** How often an instance with stream subscribers publishes the recorded seat changes. */
+  @IsInt()
+  @Min(5)
+  @Max(60_000)
+  STREAM_POLL_MS = 50;
+
+  /** How often recorded seat changes are drained when nobody on this instance subscribes. */
+  @IsInt()
+  @Min(100)
+  @Max(3_600_000)
+  STREAM_IDLE_DRAIN_MS = 5000;
+
+  /** Messages per event kept in Redis for resumes (Last-Event-ID); older ones mean a snapshot. */
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
+  STREAM_HISTORY = 2000;
+
+  /** The `: ping` comment on open streams (the contract: at least every 15 s). */
+  @IsInt()
+  @Min(100)
+  @Max(15_000)
+  STREAM_PING_MS = 10_000;
+
   /** Requests past the door at once (parsed and in our code); the rest wait there, in order. */
   @IsInt()
   @Min(1)

@@ -9,6 +9,7 @@ import { OnSaleSeating1764400000000 } from './migrations/1764400000000-on-sale-s
 import { GeneralAdmission1764500000000 } from './migrations/1764500000000-general-admission';
 import { FairUnitClaims1764600000000 } from './migrations/1764600000000-fair-unit-claims';
 import { ExtendAfterLock1764700000000 } from './migrations/1764700000000-extend-after-lock';
+import { SeatStream1764800000000 } from './migrations/1764800000000-seat-stream';
 
 export interface DatabaseSettings {
   url: string;
@@ -35,6 +36,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       GeneralAdmission1764500000000,
       FairUnitClaims1764600000000,
       ExtendAfterLock1764700000000,
+      SeatStream1764800000000,
     ],
     migrationsRun: settings.migrationsRun ?? false,
     migrationsTransactionMode: 'each',

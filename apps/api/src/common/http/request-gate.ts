@@ -1,8 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-/** Routes never held at the gate: probes, scrapes, and the gateway's calls back into us. */
-const UNGATED = /^\/(health\/|metrics(\?|$)|payments\/webhook(\?|$))/;
+/**
+ * Routes never held at the gate: probes, scrapes, the gateway's calls back into us, and seat
+ * streams (open for minutes; they have their own cap, STREAM_MAX_SUBSCRIBERS).
+ */
+const UNGATED =
+  /^\/(health\/|metrics(\?|$)|payments\/webhook(\?|$)|events\/[^/?]+\/seats\/stream(\?|$))/;
 
 export interface GateLimits {
   /** Requests past the gate (parsed, validated, in our code) at once. */

@@ -15,6 +15,11 @@ const STATUS_BY_LETTER: Readonly<Record<string, SeatStatus>> = {
   b: 'booked',
 };
 
+/** What `seatlock_seat_statuses` answers (one letter per seat, f/h/b) as statuses. */
+export function decodeSeatStatuses(letters: string | null): SeatStatus[] {
+  return Array.from(letters ?? '', (letter) => STATUS_BY_LETTER[letter]);
+}
+
 interface SeatMapQueryRow {
   currency: string;
   orphan_policy: OrphanPolicy;
@@ -124,11 +129,10 @@ export class SeatRepository {
    */
   async listStatuses(eventId: string): Promise<SeatStatus[]> {
     const [{ statuses }] = await this.dataSource.query<{ statuses: string | null }[]>(
-      `SELECT string_agg(left(${EFFECTIVE_SEAT_STATUS}, 1), '' ORDER BY s.position) AS statuses
-       FROM seats s WHERE s.event_id = $1 AND s.row_name IS NOT NULL`,
+      `SELECT seatlock_seat_statuses($1) AS statuses`,
       [eventId],
     );
-    return Array.from(statuses ?? '', (letter) => STATUS_BY_LETTER[letter]);
+    return decodeSeatStatuses(statuses);
   }
 
   /** booked → free for this booking; the fence stays, so older tokens stay refused. */
