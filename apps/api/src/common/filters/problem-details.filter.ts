@@ -59,6 +59,39 @@ function httpProblem(status: number, detail: string): Problem {
   return { status, code, title, detail };
 }
 
+/** A refused body is read and dropped up to this much (then the connection is cut). */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+const DRAIN_MAX_MS = 10_000;
+
+/**
+ * Answers a too-large request once its body has arrived. A client still sending (undici, node:http
+ * with a 10 MB body) whose connection is closed under it sees EPIPE or a reset, never the 413; so
+ * the rest of the body is read and dropped, within limits, and the connection closed after the
+ * answer.
+ */
+function drainThen(request: FastifyRequest, reply: FastifyReply, send: () => void): void {
+  const raw = request.raw;
+  let drained = 0;
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    raw.removeListener('data', count);
+    reply.header('connection', 'close');
+    send();
+  };
+  const count = (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > DRAIN_MAX_BYTES) finish();
+  };
+  const timer = setTimeout(finish, DRAIN_MAX_MS);
+  raw.on('data', count);
+  raw.once('end', finish);
+  raw.once('error', finish);
+  raw.resume();
+}
+
 /**
  * The one place errors become responses: application/problem+json `{type, title, status, detail,
  * code}` plus extensions. Unknown errors are logged and answered 500 without internals.
@@ -82,8 +115,12 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     }
     const problem = this.toProblem(exception, request);
     const body = problemBody(problem, request.url);
-    for (const [name, value] of Object.entries(problem.headers ?? {})) reply.header(name, value);
-    reply.status(problem.status).header('content-type', 'application/problem+json').send(body);
+    const send = () => {
+      for (const [name, value] of Object.entries(problem.headers ?? {})) reply.header(name, value);
+      reply.status(problem.status).header('content-type', 'application/problem+json').send(body);
+    };
+    if (problem.status === 413 && !request.raw.complete) drainThen(request, reply, send);
+    else send();
   }
 
   private toProblem(exception: unknown, request: FastifyRequest): Problem {
