@@ -10,6 +10,7 @@ import { GeneralAdmission1764500000000 } from './migrations/1764500000000-genera
 import { FairUnitClaims1764600000000 } from './migrations/1764600000000-fair-unit-claims';
 import { ExtendAfterLock1764700000000 } from './migrations/1764700000000-extend-after-lock';
 import { SeatStream1764800000000 } from './migrations/1764800000000-seat-stream';
+import { EventKeys1764900000000 } from './migrations/1764900000000-event-keys';
 
 export interface DatabaseSettings {
   url: string;
@@ -37,6 +38,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       FairUnitClaims1764600000000,
       ExtendAfterLock1764700000000,
       SeatStream1764800000000,
+      EventKeys1764900000000,
     ],
     migrationsRun: settings.migrationsRun ?? false,
     migrationsTransactionMode: 'each',
