@@ -12,16 +12,12 @@ import { CatalogService } from '../catalog/catalog.service';
 import type { SeatMap } from '../catalog/seat-map';
 import { type BusListener, SeatStreamBus } from './seat-stream.bus';
 import { SeatStreamPublisher } from './seat-stream.publisher';
-import {
-  SeatStreamRepository,
-  type StreamMessage,
-  type StreamSnapshot,
-} from './seat-stream.repository';
+import { SeatStreamRepository, type StreamMessage } from './seat-stream.repository';
 import type { SseSink } from './sse-sink';
 import { StreamError } from './stream.errors';
 
 /** A subscriber whose client is this far behind is cut off (it resumes when it reconnects). */
-const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
+const MAX_BACKLOG_BYTES = 1024 * 1024;
 /** Messages kept for a subscriber while its snapshot or resume is being sent. */
 const MAX_PENDING = 10_000;
 const SEQ = /^\d{1,15}$/;
@@ -46,6 +42,14 @@ function frame(event: string, data: unknown, id?: number): string {
   return `${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
+function seatsFrame(message: StreamMessage): string {
+  return frame(
+    'seats',
+    { seq: message.seq, changes: message.changes, sections: message.sections },
+    message.seq,
+  );
+}
+
 /**
  * The live seat stream of every event on this instance: who listens to which event, what each has
  * seen, and the messages from the bus. A subscriber starts from a snapshot (or resumes from the
@@ -57,7 +61,11 @@ function frame(event: string, data: unknown, id?: number): string {
 export class SeatStreamService implements BusListener, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(SeatStreamService.name);
   private readonly byEvent = new Map<string, Set<Subscriber>>();
-  private readonly snapshots = new SingleFlight<StreamSnapshot>();
+  /** A snapshot read and its frame, built once for everyone of the event who needs one then. */
+  private readonly snapshots = new SingleFlight<{ seq: number; text: string }>();
+  /** Messages received this tick, per event: written together, one write per subscriber. */
+  private readonly arrived = new Map<string, StreamMessage[]>();
+  private flushing = false;
   private count = 0;
   private ping: NodeJS.Timeout | null = null;
   private readonly messages: Counter<'kind'>;
@@ -150,16 +158,48 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
   }
 
   message(message: StreamMessage): void {
-    const subscribers = this.byEvent.get(message.eventId);
+    if (!this.byEvent.has(message.eventId)) return;
+    // A batch from the publisher arrives as several messages in one read: they are written to
+    // each subscriber as one frame run, not one write each (the cost is per write, per socket).
+    let arrived = this.arrived.get(message.eventId);
+    if (!arrived) {
+      arrived = [];
+      this.arrived.set(message.eventId, arrived);
+    }
+    arrived.push(message);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    for (const [eventId, messages] of this.arrived) {
+      this.arrived.delete(eventId);
+      this.fanOut(eventId, messages);
+    }
+  }
+
+  private fanOut(eventId: string, messages: StreamMessage[]): void {
+    const subscribers = this.byEvent.get(eventId);
     if (!subscribers) return;
-    const text = frame(
-      'seats',
-      { seq: message.seq, changes: message.changes, sections: message.sections },
-      message.seq,
-    );
+    messages.sort((a, b) => a.seq - b.seq);
+    const frames = messages.map((message) => seatsFrame(message));
+    const first = messages[0].seq;
+    const run = messages.every((message, i) => message.seq === first + i) ? frames.join('') : null;
     for (const subscriber of subscribers) {
-      if (subscriber.ready) this.deliver(subscriber, message, text);
-      else if (subscriber.pending.length < MAX_PENDING) subscriber.pending.push(message);
+      if (!subscriber.ready) {
+        if (subscriber.pending.length < MAX_PENDING) subscriber.pending.push(...messages);
+      } else if (run !== null && subscriber.next === first) {
+        this.write(subscriber, run, messages.length);
+        subscriber.next = first + messages.length;
+      } else {
+        for (const [i, message] of messages.entries()) {
+          if (!subscriber.ready) subscriber.pending.push(message);
+          else this.deliver(subscriber, message, frames[i]);
+        }
+      }
     }
   }
 
@@ -186,17 +226,25 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
     }
     const resumed = after === null ? null : await this.resume(eventId, after);
     if (resumed) {
-      for (const message of resumed) this.send(subscriber, message);
+      if (resumed.length > 0) {
+        this.write(
+          subscriber,
+          resumed.map((message) => seatsFrame(message)).join(''),
+          resumed.length,
+        );
+      }
       subscriber.next = after === null ? 0 : after + 1 + resumed.length;
     } else {
-      const snapshot = await this.snapshots.run(eventId, () => this.repository.snapshot(eventId));
-      const seats = subscriber.seatMap.seats.map((seat, i) => ({
-        label: seat.label,
-        status: snapshot.statuses[i],
-      }));
-      subscriber.sink.write(
-        frame('snapshot', { seq: snapshot.seq, seats, sections: snapshot.sections }, snapshot.seq),
-      );
+      const snapshot = await this.snapshots.run(eventId, async () => {
+        const read = await this.repository.snapshot(eventId);
+        const seats = subscriber.seatMap.seats.map((seat, i) => ({
+          label: seat.label,
+          status: read.statuses[i],
+        }));
+        const data = { seq: read.seq, seats, sections: read.sections };
+        return { seq: read.seq, text: frame('snapshot', data, read.seq) };
+      });
+      subscriber.sink.write(snapshot.text);
       this.messages.inc({ kind: 'snapshot' });
       subscriber.next = snapshot.seq + 1;
     }
@@ -235,26 +283,22 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
       void this.resync(subscriber);
       return;
     }
-    this.send(subscriber, message, text);
+    this.write(subscriber, text ?? seatsFrame(message), 1);
     subscriber.next = message.seq + 1;
   }
 
-  private send(subscriber: Subscriber, message: StreamMessage, text?: string): void {
+  private write(subscriber: Subscriber, text: string, count: number): void {
     if (subscriber.sink.backlog > MAX_BACKLOG_BYTES) {
       // A client this far behind resumes with Last-Event-ID (or a snapshot) once it reconnects.
-      this.logger.log({ eventId: message.eventId }, 'Seat stream subscriber too slow; closing it');
+      this.logger.log(
+        { eventId: subscriber.seatMap.eventId },
+        'Seat stream subscriber too slow; closing it',
+      );
       subscriber.sink.close();
       return;
     }
-    subscriber.sink.write(
-      text ??
-        frame(
-          'seats',
-          { seq: message.seq, changes: message.changes, sections: message.sections },
-          message.seq,
-        ),
-    );
-    this.messages.inc({ kind: 'seats' });
+    subscriber.sink.write(text);
+    this.messages.inc({ kind: 'seats' }, count);
   }
 
   private async resync(subscriber: Subscriber): Promise<void> {
