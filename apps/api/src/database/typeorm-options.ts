@@ -11,6 +11,7 @@ import { FairUnitClaims1764600000000 } from './migrations/1764600000000-fair-uni
 import { ExtendAfterLock1764700000000 } from './migrations/1764700000000-extend-after-lock';
 import { SeatStream1764800000000 } from './migrations/1764800000000-seat-stream';
 import { EventKeys1764900000000 } from './migrations/1764900000000-event-keys';
+import { ConfirmNeedsPending1765000000000 } from './migrations/1765000000000-confirm-needs-pending';
 
 export interface DatabaseSettings {
   url: string;
@@ -39,6 +40,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       ExtendAfterLock1764700000000,
       SeatStream1764800000000,
       EventKeys1764900000000,
+      ConfirmNeedsPending1765000000000,
     ],
     migrationsRun: settings.migrationsRun ?? false,
     migrationsTransactionMode: 'each',

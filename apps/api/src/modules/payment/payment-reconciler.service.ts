@@ -88,12 +88,7 @@ export class PaymentReconcilerService implements OnApplicationBootstrap, OnModul
       if (signal?.aborted) break;
       const action = payment.next_action;
       try {
-        const done = await this.workflow.underLock(payment.booking_id, async (leaseSignal) =>
-          this.workflow.advance(
-            { payment: await this.payments.get(payment.id), booking: null },
-            leaseSignal,
-          ),
-        );
+        const done = await this.workflow.takeOver(payment);
         if (done) {
           finished += 1;
           this.metrics.reconciled.inc({ action });

@@ -141,12 +141,22 @@ export class PaymentWorkflowService {
     return done.payment;
   }
 
+  /**
+   * Takes a payment on for another actor than its request: under the booking's payment lock, the
+   * payment claimed (PaymentRepository.claim) and its owed steps taken. Null when the lock is busy
+   * (someone is at it) or the payment is gone.
+   */
+  takeOver(payment: PaymentRow): Promise<Progress | null> {
+    return this.underLock(payment.booking_id, async (signal) => {
+      const current = await this.payments.claim(payment.id);
+      return current ? this.advance({ payment: current, booking: null }, signal) : null;
+    });
+  }
+
   /** Finishes a payment's owed steps now, under its lock; what fails is the reconciler's. */
   async settleNow(payment: PaymentRow): Promise<void> {
     try {
-      await this.underLock(payment.booking_id, async (signal) =>
-        this.advance({ payment: await this.payments.get(payment.id), booking: null }, signal),
-      );
+      await this.takeOver(payment);
     } catch (error) {
       this.logger.warn(
         { err: error, paymentId: payment.id },

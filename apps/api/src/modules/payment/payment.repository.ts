@@ -247,6 +247,31 @@ export class PaymentRepository {
     return { payment: row.row, seen: row.seen };
   }
 
+  /**
+   * The payment as an actor other than its request (the reconciler, a webhook, a cancellation)
+   * takes it on, under its lock. One still owing its authorization is marked taken on
+   * (attempts + 1) in the same statement, so the request that created it, finding the lock busy,
+   * no longer deletes it as never sent while the gateway authorizes it (docs/model.md, F1). The
+   * version (updated_at) is left alone. Null when the payment is gone (discarded before).
+   */
+  async claim(paymentId: string): Promise<PaymentRow | null> {
+    const [taken] = await this.dataSource.query<{ row: PaymentRow }[]>(
+      // A SELECT around the UPDATE: TypeORM answers a bare UPDATE with [rows, count].
+      `WITH taken AS (
+         UPDATE payments p SET attempts = attempts + 1
+         WHERE id = $1 AND next_action = 'authorize' RETURNING ${ROW})
+       SELECT row FROM taken`,
+      [paymentId],
+    );
+    if (taken) return taken.row;
+    // A new statement, so a row deleted while the UPDATE waited for it is seen gone.
+    const [row] = await this.dataSource.query<{ row: PaymentRow }[]>(
+      `SELECT ${ROW} FROM payments p WHERE id = $1`,
+      [paymentId],
+    );
+    return row?.row ?? null;
+  }
+
   async get(paymentId: string): Promise<PaymentRow> {
     const [row] = await this.dataSource.query<{ row: PaymentRow }[]>(
       `SELECT ${ROW} FROM payments p WHERE id = $1`,
@@ -306,7 +331,8 @@ export class PaymentRepository {
 
   /**
    * A payment created by a request that then found another payment of its booking running: it
-   * never reached the gateway, so it goes (a resumed payment, with its older id, is left alone).
+   * never reached the gateway, so it goes (a resumed payment, with its older id, is left alone;
+   * so is one another actor has claimed and may be authorizing: attempts > 0).
    */
   async discard(paymentId: string): Promise<void> {
     await this.dataSource.query(
