@@ -37,7 +37,9 @@
  *   PAYERS=k               only customers 1..k pay; the others only hold (default NC)
  *   BUG_HOLD_TRUSTS_TOKEN  injected bug: a hold takes a seat that is not free when its Redis
  *                          token is newer than the stored fence ("the newest token wins")
- *   BUG_CONFIRM_WITHOUT_FENCE  the confirm without its fence conditions
+ *   BUG_CONFIRM_WITHOUT_FENCE  injected bug: the confirm without its conditions (booking held
+ *                          with the payment's fence and not lapsed; seats held by it with that
+ *                          fence): the booking confirmed and its seats booked whatever happened
  *   MAXCRASH, MAXLOSS, MAXLAPSE  budgets: crashes, Redis losses, payment leases lapsing under
  *                          their holder (default 1 each)
  */
@@ -346,7 +348,7 @@ inline confirm(p, expected, given) {
        _bx = PBK(p);
        if
 #ifdef BUG_CONFIRM_WITHOUT_FENCE
-       :: bk_st[_bx] == B_HELD && !bk_lapsed[_bx] ->
+       :: bk_st[_bx] != B_CONFIRMED && bk_st[_bx] != B_CANCELLED ->
 #else
        :: bk_st[_bx] == B_HELD && bk_fence[_bx] == pay_fence[p] && !bk_lapsed[_bx] ->
 #endif
@@ -354,7 +356,7 @@ inline confirm(p, expected, given) {
           for (_i : 0 .. NS - 1) {
             if
 #ifdef BUG_CONFIRM_WITHOUT_FENCE
-            :: WANTS(_bx, _i) && seat_st[_i] == S_HELD && seat_bk[_i] == _bx -> _n++
+            :: WANTS(_bx, _i) -> _n++
 #else
             :: WANTS(_bx, _i) && seat_st[_i] == S_HELD && seat_bk[_i] == _bx &&
                seat_fence[_i] == pay_fence[p] -> _n++
@@ -366,7 +368,7 @@ inline confirm(p, expected, given) {
           assert(_n == NSEATS(_bx));
           for (_i : 0 .. NS - 1) {
             if
-            :: WANTS(_bx, _i) -> seat_st[_i] = S_BOOKED
+            :: WANTS(_bx, _i) -> seat_st[_i] = S_BOOKED; seat_bk[_i] = _bx
             :: else -> skip
             fi
           }
