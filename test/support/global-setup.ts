@@ -40,7 +40,7 @@ async function recreateDatabase(url: string): Promise<void> {
 }
 
 /** Drops and recreates the test database, then runs the migrations on it. */
-async function freshDatabase(url: string): Promise<void> {
+export async function freshDatabase(url: string): Promise<void> {
   await recreateDatabase(url);
   const dataSource = await new DataSource(typeormOptions({ url })).initialize();
   try {
