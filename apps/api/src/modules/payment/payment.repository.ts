@@ -263,21 +263,22 @@ export class PaymentRepository {
        SELECT row FROM taken`,
       [paymentId],
     );
-    if (taken) return taken.row;
-    // A new statement, so a row deleted while the UPDATE waited for it is seen gone.
+    // Otherwise a new statement, so a row deleted while the UPDATE waited for it is seen gone.
+    return taken ? taken.row : this.find(paymentId);
+  }
+
+  async get(paymentId: string): Promise<PaymentRow> {
+    const row = await this.find(paymentId);
+    if (!row) throw new Error(`payment ${paymentId} not found`);
+    return row;
+  }
+
+  private async find(paymentId: string): Promise<PaymentRow | null> {
     const [row] = await this.dataSource.query<{ row: PaymentRow }[]>(
       `SELECT ${ROW} FROM payments p WHERE id = $1`,
       [paymentId],
     );
     return row?.row ?? null;
-  }
-
-  async get(paymentId: string): Promise<PaymentRow> {
-    const [row] = await this.dataSource.query<{ row: PaymentRow }[]>(
-      `SELECT ${ROW} FROM payments p WHERE id = $1`,
-      [paymentId],
-    );
-    return row.row;
   }
 
   /** A booking's payments, oldest first. */
