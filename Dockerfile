@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 
 # ---- build: install everything, compile, then drop dev dependencies ----
-FROM node:20-bookworm-slim AS build
+# Node 24, an LTS line supported until April 2028 (Node 20's support ended in April 2026). The code
+# also runs on Node 20.19+ (development machines), so it uses no API newer than that.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 
 # `npm install`, not `npm ci`: the lockfile lacks other-platform binaries (see STACK.md),
@@ -18,7 +20,7 @@ RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: production dependencies and compiled output only, non-root ----
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 

@@ -2,14 +2,13 @@
  * There is no Docker engine on the build machines, so `docker compose config` cannot run.
  * Instead, docker-compose.yml is validated against the Compose specification schema with
  * dclint (its style rules are all switched off: only the schema is checked), and its
- * start-up ordering is asserted structurally.
+ * start-up ordering, published ports and secrets are asserted structurally.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { GatewayEnvironment } from '../apps/gateway-sim/src/config/gateway-environment';
 import { freePort } from './support/redis-server';
 
 const repoRoot = resolve(__dirname, '..');
@@ -78,6 +77,7 @@ function lint(file: string): LintRun {
 
 type Service = {
   build?: unknown;
+  network_mode?: string;
   command?: string[] | string;
   environment?: Record<string, string>;
   ports?: string[];
@@ -92,6 +92,33 @@ function conditionsOf(service: Service): Record<string, string | undefined> {
   }
   return Object.fromEntries(Object.entries(dependsOn).map(([name, dep]) => [name, dep.condition]));
 }
+
+/**
+ * Compose's variable interpolation, enough for this file: `${VAR}`, `${VAR:-default}`,
+ * `${VAR-default}` and the required forms `${VAR:?message}` / `${VAR?message}`, which fail.
+ */
+function interpolate(value: string, env: Record<string, string | undefined>): string {
+  return value.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}/g,
+    (_match, name: string, operator: string | undefined, argument: string) => {
+      const set = env[name];
+      const missing = operator?.startsWith(':') ? !set : set === undefined;
+      if (operator?.endsWith('?') && missing) throw new Error(`${name}: ${argument}`);
+      if (operator?.endsWith('-') && missing) return argument;
+      return set ?? '';
+    },
+  );
+}
+
+/** Every `${NAME…}` in the file with what follows the name (`:-…`, `:?…`, or nothing). */
+function variableReferences(source: string): { name: string; operator: string }[] {
+  return [...source.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}/g)].map((match) => ({
+    name: match[1],
+    operator: match[2].slice(0, 2),
+  }));
+}
+
+const SECRET_NAME = /SECRET|TOKEN|PASSWORD/;
 
 function packageScripts(): Record<string, string> {
   return (
@@ -195,29 +222,101 @@ describe('docker-compose.yml', () => {
       expect(conditionsOf(gateway)).toEqual({ postgres: 'service_healthy' });
     });
 
-    it('gateway and api are wired to each other with one shared webhook secret', () => {
+    it('gateway and api are wired to each other inside the compose network', () => {
       const gateway = services.gateway.environment ?? {};
       const api = services.api.environment ?? {};
       const gatewayPort = gateway.GATEWAY_PORT;
-      const apiPort = services.api.ports?.[0]?.split(':').pop();
+      const apiPort = interpolate(services.api.ports?.[0] ?? '', {})
+        .split(':')
+        .pop();
 
-      expect(services.gateway.ports).toContain(`${gatewayPort}:${gatewayPort}`);
       expect(api.GATEWAY_URL).toBe(`http://gateway:${gatewayPort}`);
       expect(gateway.GATEWAY_WEBHOOK_URL).toBe(`http://api:${apiPort}/payments/webhook`);
       expect(gateway.GATEWAY_DATABASE_URL).toBe(api.DATABASE_URL);
+    });
+
+    it('gateway and api share one webhook secret: the same required variable, no default', () => {
+      const gateway = services.gateway.environment ?? {};
+      const api = services.api.environment ?? {};
+
+      expect(gateway.GATEWAY_WEBHOOK_SECRET).toMatch(/^\$\{GATEWAY_WEBHOOK_SECRET:\?[^}]+\}$/);
       expect(api.GATEWAY_WEBHOOK_SECRET).toBe(gateway.GATEWAY_WEBHOOK_SECRET);
-      // Overridable from the shell, with the simulator's own default.
-      expect(gateway.GATEWAY_WEBHOOK_SECRET).toBe(
-        `\${GATEWAY_WEBHOOK_SECRET:-${new GatewayEnvironment().GATEWAY_WEBHOOK_SECRET}}`,
+      const secret = 'a'.repeat(48);
+      expect(interpolate(gateway.GATEWAY_WEBHOOK_SECRET, { GATEWAY_WEBHOOK_SECRET: secret })).toBe(
+        secret,
       );
     });
 
-    it('api sends its email to mailpit, whose SMTP port and web view are published', () => {
+    it('publishes only the API: no other service has a port on the host', () => {
+      const publishing = Object.entries(services)
+        .filter(([, service]) => service.ports !== undefined || service.network_mode === 'host')
+        .map(([name]) => name);
+
+      expect(publishing).toEqual(['api']);
+      expect(services.api.ports).toHaveLength(1);
+    });
+
+    it("binds the API's port to 127.0.0.1 unless API_BIND_ADDRESS says otherwise", () => {
+      const [port] = services.api.ports ?? [];
+
+      expect(interpolate(port, {})).toBe('127.0.0.1:3000:3000');
+      expect(interpolate(port, { API_BIND_ADDRESS: '' })).toBe('127.0.0.1:3000:3000');
+      expect(interpolate(port, { API_BIND_ADDRESS: '0.0.0.0' })).toBe('0.0.0.0:3000:3000');
+      // The variable is documented where compose is.
+      expect(readFileSync(join(repoRoot, 'docs', 'running.md'), 'utf8')).toContain(
+        'API_BIND_ADDRESS',
+      );
+    });
+
+    it('no secret, token or password variable has a default: each must be set', () => {
+      const references = variableReferences(readFileSync(composeFile, 'utf8')).filter((reference) =>
+        SECRET_NAME.test(reference.name),
+      );
+      // Not vacuous: both of the API's secrets are read from the environment.
+      expect(references.map((reference) => reference.name)).toEqual(
+        expect.arrayContaining(['ADMIN_TOKEN', 'GATEWAY_WEBHOOK_SECRET']),
+      );
+
+      expect(references.filter((reference) => reference.operator !== ':?')).toEqual([]);
+    });
+
+    it('every secret or token setting comes from its required variable, never a literal', () => {
+      const settings = Object.entries(services).flatMap(([service, { environment }]) =>
+        Object.entries(environment ?? {})
+          .filter(([key]) => /SECRET|TOKEN/.test(key))
+          .map(([key, value]) => ({ service, key, value })),
+      );
+      expect(settings.map(({ service, key }) => `${service}.${key}`).sort()).toEqual([
+        'api.ADMIN_TOKEN',
+        'api.GATEWAY_WEBHOOK_SECRET',
+        'gateway.GATEWAY_WEBHOOK_SECRET',
+      ]);
+
+      for (const { key, value } of settings) {
+        expect(value).toMatch(new RegExp(`^\\$\\{${key}:\\?[^}]+\\}$`));
+        // Unset or empty, compose stops with the variable's own message.
+        expect(() => interpolate(value, {})).toThrow(new RegExp(`^${key}: .*32\\+ random`));
+        expect(() => interpolate(value, { [key]: '' })).toThrow(key);
+      }
+    });
+
+    it('api sends its email to mailpit, inside the compose network', () => {
       const mailpit = services.mailpit;
       expect(mailpit).toBeDefined();
       expect(mailpit.healthcheck?.test).toBeDefined();
-      expect(mailpit.ports).toEqual(expect.arrayContaining(['1025:1025', '8025:8025']));
       expect(services.api.environment?.SMTP_URL).toBe('smtp://mailpit:1025');
+    });
+
+    it('the image runs on a supported Node LTS (even major, 24 or later), in every stage', () => {
+      const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+      const images = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1]);
+      expect(images).toHaveLength(2);
+
+      for (const image of images) {
+        const major = Number(/^node:(\d+)-/.exec(image)?.[1]);
+        expect(major % 2 === 0 && major >= 24).toBe(true);
+      }
+      expect(new Set(images).size).toBe(1);
     });
 
     it('gateway has a healthcheck that passes on a live simulator and fails on a closed port', async () => {

@@ -344,38 +344,39 @@ describe('payments (real PostgreSQL, Redis and gateway simulator process)', () =
       expect(ack.status).toBe(200);
       expect(ack.body).toEqual({ received: true, duplicate: false });
 
-      // A real asynchronous payment, failed by a (signed) event we send ourselves, twice.
+      // A real asynchronous payment, paid at the gateway (its own webhook confirms it); then a
+      // signed event about it, sent twice: recorded once, with no effect either time.
       const bookingId = await stack.hold(customer, eventId, ['E1']);
       const pending = await stack.pay(customer, bookingId, 'pm_card_async');
       expect(pending.status).toBe(201);
       expect(pending.body.payment.status).toBe('pending');
-      const failed = event('payment_intent.payment_failed', {
+      await eventually('the payment captured after the gateway decided', async () => {
+        const response = await stack.api.get(`/bookings/${bookingId}/payments`, {
+          token: customer.token,
+        });
+        return response.body[0]?.status === 'captured';
+      });
+      const succeeded = event('payment_intent.succeeded', {
         id: pending.body.payment.gatewayIntentId,
-        status: 'requires_payment_method',
+        status: 'requires_capture',
         metadata: { bookingId, paymentId: pending.body.payment.id },
-        last_payment_error: { decline_code: 'expired_card', message: 'Your card has expired.' },
       });
 
-      const first = await post(failed, signWebhook(WEBHOOK_SECRET, failed));
-      const again = await post(failed, signWebhook(WEBHOOK_SECRET, failed));
+      const first = await post(succeeded, signWebhook(WEBHOOK_SECRET, succeeded));
+      const again = await post(succeeded, signWebhook(WEBHOOK_SECRET, succeeded));
 
       expect(first.body).toEqual({ received: true, duplicate: false });
       expect(again.status).toBe(200);
       expect(again.body).toEqual({ received: true, duplicate: true });
-      expect((await timelineTypes(bookingId)).filter((t) => t === 'payment.declined')).toHaveLength(
-        1,
-      );
+      expect(
+        (await timelineTypes(bookingId)).filter((t) => t === 'booking.confirmed'),
+      ).toHaveLength(1);
       const [payment] = (
         await stack.api.get(`/bookings/${bookingId}/payments`, { token: customer.token })
       ).body;
-      expect(payment).toMatchObject({ status: 'failed', failureCode: 'expired_card' });
-      // The gateway's own success arrives later for a payment already over: voided, not booked.
-      await eventually('the late authorization voided', async () => {
-        const [intent] = await stack.intentsFor(bookingId);
-        return intent.status === 'canceled';
-      });
+      expect(payment).toMatchObject({ status: 'captured', refundedCents: 0 });
       const booking = await stack.api.get(`/bookings/${bookingId}`, { token: customer.token });
-      expect(booking.body.status).toBe('held');
+      expect(booking.body.status).toBe('confirmed');
       expect(await stack.ledgerViolations([bookingId])).toEqual([]);
     });
 

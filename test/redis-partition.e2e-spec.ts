@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { READINESS_MAX_AGE_MS } from '../apps/api/src/health/health.controller';
 import { HoldSweeperService } from '../apps/api/src/modules/booking/hold-sweeper.service';
 import { createEvent, registerCustomer } from './support/fixtures';
 import { RedisServer } from './support/redis-server';
@@ -25,6 +26,8 @@ describe('network cut between the API and Redis (Redis keeps its keys)', () => {
   });
 
   async function redisReady(): Promise<void> {
+    // /health/ready answers from a check up to a second old: one from before the cut says ok.
+    await sleep(READINESS_MAX_AGE_MS);
     for (let i = 0; i < 100; i += 1) {
       if ((await api.get('/health/ready')).body.status === 'ok') return;
       await sleep(50);

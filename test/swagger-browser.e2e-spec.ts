@@ -103,8 +103,15 @@ describe('Swagger UI in headless Chromium', () => {
     page.setDefaultTimeout(STEP_TIMEOUT_MS);
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    // Chromium reports each thing the Content-Security-Policy blocked on the console.
+    const blocked: string[] = [];
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) blocked.push(message.text());
+    });
 
-    await page.goto(`${built!.url}/docs`);
+    const opened = await page.goto(`${built!.url}/docs`);
+    // Served under a policy (so "nothing blocked" below means something).
+    expect(opened?.headers()['content-security-policy']).toContain("frame-ancestors 'none'");
     await page.locator('.swagger-ui .info .title').filter({ hasText: 'Seatlock' }).waitFor();
     await operation(page, 'post', '/bookings').waitFor();
 
@@ -177,5 +184,6 @@ describe('Swagger UI in headless Chromium', () => {
       clip: { x: 0, y: 0, width: 1280, height: Math.ceil(bottom) + 16 },
     });
     expect(pageErrors).toEqual([]);
+    expect(blocked).toEqual([]);
   }, 45_000);
 });

@@ -158,6 +158,8 @@ async function startApi(databaseUrl: string, redisUrl: string, adminToken: strin
     ADMIN_TOKEN: adminToken,
     HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS),
     STREAM_POLL_MS: String(STREAM_POLL_MS),
+    // Every subscriber connects from 127.0.0.1: the per-address cap (50) would refuse most.
+    STREAM_MAX_PER_IP: '0',
     // Holds only: a closed port keeps the API from starting a gateway simulator of its own.
     GATEWAY_URL: 'http://127.0.0.1:9',
     NOTIFY_POLL_MS: '3600000',

@@ -90,7 +90,7 @@ async function startWorld() {
     PORT=${port} HOST=127.0.0.1 DATABASE_URL=${pg.url(API_DB)} MIGRATIONS_RUN=${migrate}
     REDIS_URLS=${redis.map((node) => node.url).join(',')} REDIS_URL=${redis[0].url}
     ADMIN_TOKEN=${adminToken} GATEWAY_URL=${gateway.url} GATEWAY_WEBHOOK_SECRET=${secret}
-    RATE_LIMIT_PER_MINUTE=0 LOG_LEVEL=warn DB_POOL_SIZE=10 WEBHOOK_ALLOW_PRIVATE_NETWORKS=true
+    RATE_LIMIT_PER_MINUTE=0 REGISTRATIONS_PER_IP_PER_HOUR=0 LOG_LEVEL=warn DB_POOL_SIZE=10 WEBHOOK_ALLOW_PRIVATE_NETWORKS=true
     HOLD_TTL_SECONDS=${HOLD_TTL_SECONDS} SWEEP_INTERVAL_MS=500 RECONCILE_INTERVAL_MS=1000
     NOTIFY_POLL_MS=500 NOTIFY_RETRY_BASE_MS=250 NOTIFY_MAX_ATTEMPTS=8`;
   // With `npm start`'s heap cap: the faults must not push an instance out of memory.

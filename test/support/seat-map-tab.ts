@@ -16,12 +16,16 @@ interface PageGlobals {
  * and buttons, found by their ids, roles and the seats' `data-label` / `data-status`.
  */
 export class SeatMapTab {
-  /** Uncaught errors of the page's script. */
+  /** Uncaught errors of the page's script, and whatever its Content-Security-Policy blocked. */
   readonly errors: string[] = [];
 
   private constructor(readonly page: Page) {
     page.setDefaultTimeout(STEP_TIMEOUT_MS);
     page.on('pageerror', (error) => this.errors.push(error.message));
+    // Chromium reports each thing the policy refused on the console.
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) this.errors.push(message.text());
+    });
   }
 
   static async open(context: BrowserContext, url: string): Promise<SeatMapTab> {

@@ -40,6 +40,10 @@ export class TestApp {
       LOG_LEVEL: 'silent',
       MIGRATIONS_RUN: 'false',
       RATE_LIMIT_PER_MINUTE: '0',
+      REGISTRATIONS_PER_IP_PER_HOUR: '0',
+      // Every test connects from 127.0.0.1 and some open hundreds of seat streams: the tests of
+      // the per-address cap set it.
+      STREAM_MAX_PER_IP: '0',
       // The global setup's simulator process, unless the caller names another gateway.
       ...(process.env.GATEWAY_URL ? { GATEWAY_URL: process.env.GATEWAY_URL } : {}),
       ...env,

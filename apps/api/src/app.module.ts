@@ -1,7 +1,6 @@
 import { type DynamicModule, Module, RequestMethod, ValidationPipe } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
-import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
 import { LoggerModule } from 'nestjs-pino';
 import { RequestValidationError } from './common/errors/request-validation.error';
 import { ProblemDetailsFilter } from './common/filters/problem-details.filter';
@@ -18,7 +17,7 @@ import { NotificationModule } from './modules/notification/notification.module';
 import { PaymentModule } from './modules/payment/payment.module';
 import { StreamModule } from './modules/stream/stream.module';
 import { WebModule } from './modules/web/web.module';
-import { rateLimitTracker } from './common/http/rate-limit-tracker';
+import { RateLimitModule } from './common/rate-limit/rate-limit.module';
 
 /**
  * The module graph. Dependencies point one way: payment → booking → catalog, stream → catalog,
@@ -65,20 +64,10 @@ export class AppModule {
             },
           }),
         }),
-        ThrottlerModule.forRootAsync({
-          inject: [AppConfigService],
-          useFactory: (config: AppConfigService) => {
-            const limit = config.get('RATE_LIMIT_PER_MINUTE');
-            return {
-              throttlers: [{ ttl: 60_000, limit: limit || 1 }],
-              skipIf: () => limit === 0,
-              getTracker: rateLimitTracker,
-            };
-          },
-        }),
         ScheduleModule.forRoot(),
         DatabaseModule,
         MetricsModule,
+        RateLimitModule,
         NotificationModule,
         CustomerModule,
         CatalogModule,
@@ -102,8 +91,7 @@ export class AppModule {
             }),
         },
         { provide: APP_FILTER, useClass: ProblemDetailsFilter },
-        // Rate limit first, so floods are turned away before any token is looked up.
-        { provide: APP_GUARD, useClass: ThrottlerGuard },
+        // Authentication and rate limits in one guard: see BearerAuthGuard.
         { provide: APP_GUARD, useClass: BearerAuthGuard },
       ],
     };

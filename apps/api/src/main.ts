@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { existsSync } from 'node:fs';
 import { createApp } from './app.factory';
+import { randomSecret } from './config/run-secrets';
 import { validateEnvironment } from './config/validate-environment';
 import { LOCAL_DATABASE_URL, resolveDatabase } from './database/local-database';
 import { PaymentGatewayProcess } from './payment-gateway-process';
@@ -13,14 +14,19 @@ async function bootstrap(): Promise<void> {
   const config = validateEnvironment({ DATABASE_URL: LOCAL_DATABASE_URL, ...process.env });
   const database = await resolveDatabase();
   const port = Number(process.env.PORT ?? 3000);
-  // No gateway named: run the simulator beside the API, so payments work out of the box.
-  const gateway = process.env.GATEWAY_URL
-    ? undefined
-    : await PaymentGatewayProcess.startForApi({
-        apiPort: port,
-        databaseUrl: database.url,
-        webhookSecret: config.GATEWAY_WEBHOOK_SECRET,
-      }).then((started) => started.stopOnExit());
+  // No gateway named: run the simulator beside the API, so payments work out of the box, sharing
+  // the webhook secret (made up for this run when none is set: no secret has a default).
+  const local = !process.env.GATEWAY_URL;
+  const webhookSecret =
+    config.GATEWAY_WEBHOOK_SECRET ?? (local ? randomSecret('whsec') : undefined);
+  const gateway =
+    local && webhookSecret
+      ? await PaymentGatewayProcess.startForApi({
+          apiPort: port,
+          databaseUrl: database.url,
+          webhookSecret,
+        }).then((started) => started.stopOnExit())
+      : undefined;
   if (gateway) {
     console.log(
       `Local gateway simulator (pid ${gateway.pid}) on ${gateway.url}: GATEWAY_URL unset`,
@@ -29,6 +35,7 @@ async function bootstrap(): Promise<void> {
   const app = await createApp({
     DATABASE_URL: database.url,
     ...(gateway ? { GATEWAY_URL: gateway.url } : {}),
+    ...(webhookSecret ? { GATEWAY_WEBHOOK_SECRET: webhookSecret } : {}),
   });
   if (gateway) {
     // Stopped when the API closes (SIGTERM, SIGINT), and awaited: its port is free once we exit.

@@ -7,9 +7,6 @@ import { createInterface } from 'node:readline';
 /** The built simulator beside the built API: dist/apps/{api,gateway-sim}/apps/<app>/src/main.js. */
 const BUILT_SIMULATOR = resolve(__dirname, '../../../../gateway-sim/apps/gateway-sim/src/main.js');
 
-/** The simulator's own default: a local pair works with neither side configured. */
-const DEFAULT_WEBHOOK_SECRET = 'whsec_dev_only_change_me';
-
 /**
  * Runs in the child before the simulator's main: once our end of its stdin closes (this process is
  * gone, however it died, SIGKILL included) it shuts down gracefully instead of squatting its port.
@@ -37,7 +34,8 @@ export interface LocalGatewayOptions {
   /** The API's port, where the simulator posts its webhooks. */
   apiPort: number;
   databaseUrl: string;
-  webhookSecret?: string;
+  /** The API's webhook secret: the simulator signs with it. */
+  webhookSecret: string;
 }
 
 function portIsFree(host: string, port: number): Promise<boolean> {
@@ -158,7 +156,7 @@ export class PaymentGatewayProcess {
           GATEWAY_WEBHOOK_URL: options.apiPort
             ? `http://127.0.0.1:${options.apiPort}/payments/webhook`
             : undefined,
-          GATEWAY_WEBHOOK_SECRET: options.webhookSecret ?? DEFAULT_WEBHOOK_SECRET,
+          GATEWAY_WEBHOOK_SECRET: options.webhookSecret,
           GATEWAY_LOG_LEVEL: process.env.GATEWAY_LOG_LEVEL || 'warn',
         },
         onLine: (line, stream) => {

@@ -8,6 +8,7 @@ import { LockMetrics } from './lock.metrics';
 import type { AcquireOptions, LockMode, LockOptions } from './lock.options';
 import {
   ACQUIRE_MANY_SCRIPT,
+  COUNT_HITS_SCRIPT,
   EXTEND_SCRIPT,
   RATCHET_SCRIPT,
   RELEASE_SCRIPT,
@@ -38,6 +39,7 @@ const SCRIPTS = {
   ratchet: script(RATCHET_SCRIPT),
   takePermits: script(TAKE_PERMITS_SCRIPT),
   returnPermits: script(RETURN_PERMITS_SCRIPT),
+  countHits: script(COUNT_HITS_SCRIPT),
 };
 
 /**
@@ -295,6 +297,38 @@ export class LockProvider {
   async returnPermits(key: string, count: number): Promise<void> {
     const node = this.requireNodes()[0];
     await this.run(node, SCRIPTS.returnPermits, [`permits:${this.tagged(key)}`], [String(count)]);
+  }
+
+  /**
+   * Adds `hits` to a fixed window of `windowMs` shared by every instance (rate limits), on the
+   * first node only, like the permit counters: a filter in front of the service, not a lock.
+   * `hits` 0 reads the count. Throws LockUnavailableError when Redis cannot answer.
+   */
+  async countHits(
+    key: string,
+    hits: number,
+    windowMs: number,
+  ): Promise<{ count: number; windowLeftMs: number }> {
+    const node = this.requireNodes()[0];
+    const [count, left] = (await this.run(
+      node,
+      SCRIPTS.countHits,
+      [`hits:${this.tagged(key)}`],
+      [String(hits), String(windowMs)],
+    )) as [number, number];
+    return { count: Number(count), windowLeftMs: Number(left) };
+  }
+
+  /** A small value every instance can read for `ttlMs` (a cache, never a source of truth). */
+  async remember(key: string, value: string, ttlMs: number): Promise<void> {
+    const node = this.requireNodes()[0];
+    await this.call(node, () => node.client.set(`value:${this.tagged(key)}`, value, 'PX', ttlMs));
+  }
+
+  /** What `remember` stored, or null when it is gone (expired, flushed). */
+  async recall(key: string): Promise<string | null> {
+    const node = this.requireNodes()[0];
+    return this.call(node, () => node.client.get(`value:${this.tagged(key)}`));
   }
 
   /** One key, no waiting: for jobs that only one instance should run at a time. */

@@ -101,3 +101,17 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return -1
 `;
+
+/**
+ * A fixed-window counter: adds ARGV[1] hits (0 only reads) to a window of ARGV[2] ms that starts
+ * with its first hit. Returns the count and the milliseconds left in the window.
+ */
+export const COUNT_HITS_SCRIPT = `
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  left = tonumber(ARGV[2])
+end
+return {count, left}
+`;

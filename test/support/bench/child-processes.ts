@@ -256,6 +256,7 @@ export function benchApiEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
     LOG_LEVEL: 'warn',
     MIGRATIONS_RUN: 'true',
     RATE_LIMIT_PER_MINUTE: '0',
+    REGISTRATIONS_PER_IP_PER_HOUR: '0',
     SWEEP_INTERVAL_MS: '3600000',
     RECONCILE_INTERVAL_MS: '3600000',
     ...env,

@@ -1,7 +1,15 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { AppConfigService } from './app-config.service';
+import { makeMissingSecrets } from './run-secrets';
 import { validateEnvironment } from './validate-environment';
+
+/** Validates, then makes up the secrets this run lacks (main.ts may have done so already). */
+function configure(raw: Record<string, unknown>) {
+  const config = validateEnvironment(raw);
+  makeMissingSecrets(config);
+  return config;
+}
 
 /**
  * Validated configuration, available everywhere (one of the two allowed globals). The environment is
@@ -16,7 +24,7 @@ export class AppConfigModule {
       imports: [
         ConfigModule.forRoot({
           cache: true,
-          validate: (raw) => validateEnvironment({ ...raw, ...overrides }),
+          validate: (raw) => configure({ ...raw, ...overrides }),
         }),
       ],
       providers: [AppConfigService],

@@ -10,6 +10,7 @@ import {
   Max,
   Min,
   MinLength,
+  ValidateBy,
   ValidateIf,
 } from 'class-validator';
 
@@ -34,11 +35,24 @@ export class EnvironmentVariables {
   })
   REDIS_URL = 'redis://127.0.0.1:6379';
 
-  /** Bearer token for /admin routes; one is generated and logged once when unset. */
+  /**
+   * `production` refuses to start without strong secrets (run-secrets.ts); anything else makes
+   * the missing ones up for the run.
+   */
+  @IsString()
+  NODE_ENV = 'development';
+
+  /** Bearer token for /admin routes; unset: one is made for this run and logged once. */
   @IsOptional()
   @IsString()
   @MinLength(16)
   ADMIN_TOKEN?: string;
+
+  /** Set: GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. Unset: /metrics is open. */
+  @IsOptional()
+  @IsString()
+  @MinLength(16)
+  METRICS_TOKEN?: string;
 
   @IsInt()
   @Min(1)
@@ -106,6 +120,12 @@ export class EnvironmentVariables {
   @Max(1_000_000)
   STREAM_MAX_SUBSCRIBERS = 10_000;
 
+  /** Seat streams one client address may hold open on one instance; beyond it 429 (0: no limit). */
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  STREAM_MAX_PER_IP = 50;
+
   /** How often an instance with stream subscribers publishes the recorded seat changes. */
   @IsInt()
   @Min(5)
@@ -142,6 +162,33 @@ export class EnvironmentVariables {
   @Max(1_000_000)
   MAX_REQUESTS_QUEUED = 10_000;
 
+  /**
+   * A request's headers must arrive within this (from its first byte), else 408 and the socket
+   * closed: a client cannot hold a connection by sending them slowly. At most REQUEST_TIMEOUT_MS.
+   */
+  @IsInt()
+  @Min(1000)
+  @Max(600_000)
+  @ValidateBy({
+    name: 'notPastRequestTimeout',
+    validator: {
+      validate: (value: unknown, args) =>
+        typeof value === 'number' &&
+        value <= (args?.object as EnvironmentVariables).REQUEST_TIMEOUT_MS,
+      defaultMessage: () => 'HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS',
+    },
+  })
+  HEADERS_TIMEOUT_MS = 10_000;
+
+  /**
+   * The whole request, body included, must arrive within this, else 408 and the socket closed: a
+   * client trickling a body holds its connection (never a slot in flight) no longer.
+   */
+  @IsInt()
+  @Min(1000)
+  @Max(600_000)
+  REQUEST_TIMEOUT_MS = 30_000;
+
   /** Holds allowed to wait for a fallback slot; beyond it the API answers 503 with Retry-After. */
   @IsInt()
   @Min(0)
@@ -157,20 +204,45 @@ export class EnvironmentVariables {
   @Transform(toBoolean)
   MIGRATIONS_RUN = true;
 
-  /** Requests per minute per bearer token (per IP without one); 0 switches the limit off. */
+  /**
+   * Requests a minute per customer, and per client address for anonymous calls and failed
+   * authentications, counted across instances through Redis; 0 switches the limit off.
+   */
   @IsInt()
   @Min(0)
   @Max(1_000_000)
   RATE_LIMIT_PER_MINUTE = 600;
 
+  /**
+   * The reverse proxies in front of the API, as addresses or CIDRs (comma-separated): a request
+   * from one of them is counted against the client named in its X-Forwarded-For. Unset: the TCP
+   * peer is the client (a header anyone can write is never believed).
+   */
+  @IsOptional()
+  @Matches(/^[0-9a-fA-F:.]+(\/\d{1,3})?(\s*,\s*[0-9a-fA-F:.]+(\/\d{1,3})?)*$/, {
+    message:
+      'TRUST_PROXY must be IP addresses or CIDRs, comma-separated, e.g. 10.0.0.0/8,127.0.0.1',
+  })
+  TRUST_PROXY?: string;
+
+  /** POST /customers an hour from one client address; 0 switches the limit off. */
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  REGISTRATIONS_PER_IP_PER_HOUR = 20;
+
   /** The payment gateway (the simulator by default; `npm start` runs one when this is unset). */
   @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
   GATEWAY_URL = 'http://127.0.0.1:4010';
 
-  /** Shared with the gateway: signs its webhooks. */
+  /**
+   * Shared with the gateway: signs its webhooks. Unset: one is made for this run and handed to the
+   * simulator `npm start` runs (printed once when GATEWAY_URL names another gateway).
+   */
+  @IsOptional()
   @IsString()
-  @MinLength(8)
-  GATEWAY_WEBHOOK_SECRET = 'whsec_dev_only_change_me';
+  @MinLength(16)
+  GATEWAY_WEBHOOK_SECRET?: string;
 
   /** Budget for one gateway operation, retries included. */
   @IsInt()

@@ -1,6 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
 import { EnvironmentVariables } from './environment-variables';
+import { productionSecretProblem, SECRET_SETTINGS } from './run-secrets';
 
 const INTEGER_SETTINGS = new Set([
   'PORT',
@@ -14,13 +15,17 @@ const INTEGER_SETTINGS = new Set([
   'FALLBACK_QUEUE',
   'MAX_REQUESTS_IN_FLIGHT',
   'STREAM_MAX_SUBSCRIBERS',
+  'STREAM_MAX_PER_IP',
   'STREAM_POLL_MS',
   'STREAM_IDLE_DRAIN_MS',
   'STREAM_PING_MS',
   'STREAM_HISTORY',
   'MAX_REQUESTS_QUEUED',
+  'HEADERS_TIMEOUT_MS',
+  'REQUEST_TIMEOUT_MS',
   'DB_POOL_SIZE',
   'RATE_LIMIT_PER_MINUTE',
+  'REGISTRATIONS_PER_IP_PER_HOUR',
   'REDIS_COMMAND_TIMEOUT_MS',
   'GATEWAY_TIMEOUT_MS',
   'RECONCILE_INTERVAL_MS',
@@ -49,7 +54,11 @@ function coerce(raw: Record<string, unknown>): Record<string, unknown> {
 
 function describe(error: ValidationError): string {
   const reasons = Object.values(error.constraints ?? {}).join('; ');
-  return `  ${error.property}=${JSON.stringify(error.value)}: ${reasons}`;
+  // A secret's value stays out of the message: start-up errors end up in shared logs.
+  const value = [...SECRET_SETTINGS, 'METRICS_TOKEN'].includes(error.property)
+    ? '<hidden>'
+    : JSON.stringify(error.value);
+  return `  ${error.property}=${value}: ${reasons}`;
 }
 
 /** ConfigModule's `validate` hook: the process refuses to start and names every bad variable. */
@@ -57,6 +66,9 @@ export function validateEnvironment(raw: Record<string, unknown>): EnvironmentVa
   const config = plainToInstance(EnvironmentVariables, coerce(raw), {
     exposeDefaultValues: true,
   });
+  // Checked first, so a weak secret in production is refused in one sentence.
+  const weak = config.NODE_ENV === 'production' ? productionSecretProblem(config) : null;
+  if (weak) throw new Error(weak);
   const errors = validateSync(config, {
     skipMissingProperties: false,
     forbidUnknownValues: false,

@@ -29,9 +29,11 @@ export class GatewayEnvironment {
   @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
   GATEWAY_WEBHOOK_URL?: string;
 
+  /** Signs the webhooks; shared with the API. No default: unset, one is made for the run. */
+  @IsOptional()
   @IsString()
-  @MinLength(8)
-  GATEWAY_WEBHOOK_SECRET = 'whsec_dev_only_change_me';
+  @MinLength(16)
+  GATEWAY_WEBHOOK_SECRET?: string;
 
   /** How long `pm_card_slow` takes to answer. */
   @IsInt()

@@ -5,7 +5,7 @@ describe('loadGatewayEnvironment', () => {
     expect(loadGatewayEnvironment({})).toMatchObject({
       GATEWAY_PORT: 4010,
       GATEWAY_DATABASE_URL: LOCAL_DATABASE_URL,
-      GATEWAY_WEBHOOK_SECRET: 'whsec_dev_only_change_me',
+      GATEWAY_WEBHOOK_SECRET: expect.stringMatching(/^whsec_[\w-]{43}$/),
       GATEWAY_SLOW_MS: 5000,
       GATEWAY_ASYNC_DELAY_MS: 2000,
       GATEWAY_WEBHOOK_DUPLICATE_RATE: 0,
@@ -19,6 +19,22 @@ describe('loadGatewayEnvironment', () => {
       loadGatewayEnvironment({ DATABASE_URL: url, GATEWAY_DATABASE_URL: LOCAL_DATABASE_URL })
         .GATEWAY_DATABASE_URL,
     ).toBe(LOCAL_DATABASE_URL);
+  });
+
+  it('makes a secret up when none is set, and refuses a short one in production', () => {
+    const first = loadGatewayEnvironment({}).GATEWAY_WEBHOOK_SECRET;
+    expect(loadGatewayEnvironment({}).GATEWAY_WEBHOOK_SECRET).not.toBe(first);
+    expect(() => loadGatewayEnvironment({ NODE_ENV: 'production' })).toThrow(
+      /^NODE_ENV=production needs GATEWAY_WEBHOOK_SECRET/,
+    );
+    expect(() =>
+      loadGatewayEnvironment({ NODE_ENV: 'production', GATEWAY_WEBHOOK_SECRET: 'x'.repeat(20) }),
+    ).toThrow(/at least 32/);
+    const strong = 'y'.repeat(32);
+    expect(
+      loadGatewayEnvironment({ NODE_ENV: 'production', GATEWAY_WEBHOOK_SECRET: strong })
+        .GATEWAY_WEBHOOK_SECRET,
+    ).toBe(strong);
   });
 
   it('reads numbers strictly and names every bad variable', () => {

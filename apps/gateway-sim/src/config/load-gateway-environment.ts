@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
 import { GatewayEnvironment } from './gateway-environment';
@@ -31,7 +32,10 @@ function coerce(raw: Record<string, unknown>): Record<string, unknown> {
 
 function describe(error: ValidationError): string {
   const reasons = Object.values(error.constraints ?? {}).join('; ');
-  return `  ${error.property}=${JSON.stringify(error.value)}: ${reasons}`;
+  // The secret's value stays out of the message: start-up errors end up in shared logs.
+  const value =
+    error.property === 'GATEWAY_WEBHOOK_SECRET' ? '<hidden>' : JSON.stringify(error.value);
+  return `  ${error.property}=${value}: ${reasons}`;
 }
 
 /**
@@ -46,5 +50,12 @@ export function loadGatewayEnvironment(raw: Record<string, unknown>): GatewayEnv
   if (errors.length > 0) {
     throw new Error(`Invalid gateway simulator configuration:\n${errors.map(describe).join('\n')}`);
   }
+  const secret = config.GATEWAY_WEBHOOK_SECRET;
+  if (raw.NODE_ENV === 'production' && (!secret || secret.length < 32)) {
+    throw new Error(
+      "NODE_ENV=production needs GATEWAY_WEBHOOK_SECRET set to the API's secret, at least 32 random characters (e.g. openssl rand -hex 32).",
+    );
+  }
+  config.GATEWAY_WEBHOOK_SECRET ??= `whsec_${randomBytes(32).toString('base64url')}`;
   return config;
 }

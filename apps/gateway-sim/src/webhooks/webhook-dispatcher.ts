@@ -72,7 +72,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
       const status = await postWebhook(
         delivery.url,
         delivery.payload,
-        { [SIGNATURE_HEADER]: signPayload(this.config.GATEWAY_WEBHOOK_SECRET, delivery.payload) },
+        {
+          [SIGNATURE_HEADER]: signPayload(
+            this.config.GATEWAY_WEBHOOK_SECRET as string,
+            delivery.payload,
+          ),
+        },
         SEND_TIMEOUT_MS,
       );
       if (status < 200 || status >= 300) failure = `HTTP ${status}`;

@@ -36,13 +36,21 @@ export class IdempotencyRepository {
     );
   }
 
-  /** Drops answers past their retention; answers how many. */
-  async purgeExpired(limit = 1000): Promise<number> {
-    const [, count] = await this.dataSource.query<[unknown, number]>(
-      `DELETE FROM idempotency_keys WHERE ctid IN (
-         SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1)`,
-      [limit],
-    );
-    return count;
+  /**
+   * Drops every answer past its retention, `batch` rows a statement so no statement holds its locks
+   * (or a connection) for long whatever the backlog; answers how many. Stops early when `signal`
+   * aborts (the job lease was lost: another instance carries on).
+   */
+  async purgeExpired(batch = 1000, signal?: AbortSignal): Promise<number> {
+    let purged = 0;
+    for (;;) {
+      const [, count] = await this.dataSource.query<[unknown, number]>(
+        `DELETE FROM idempotency_keys WHERE ctid IN (
+           SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1)`,
+        [batch],
+      );
+      purged += count;
+      if (count < batch || signal?.aborted) return purged;
+    }
   }
 }

@@ -1,6 +1,6 @@
 import { Controller, Headers, HttpCode, Post, Req } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiTags } from '@nestjs/swagger';
-import { SkipThrottle } from '@nestjs/throttler';
+import { SkipRateLimit } from '../../common/rate-limit/skip-rate-limit.decorator';
 import type { FastifyRequest } from 'fastify';
 import { ApiProblems } from '../../common/http/api-problems.decorator';
 import { WebhookAckDto } from './dto/webhook-ack.dto';
@@ -19,7 +19,7 @@ export class GatewayWebhookController {
   @Post('webhook')
   @HttpCode(200)
   // The gateway is not a customer; its signature, checked first, is what admits it.
-  @SkipThrottle()
+  @SkipRateLimit()
   @ApiHeader({ name: 'Gateway-Signature', required: true })
   @ApiBody({
     schema: { type: 'object', description: 'A gateway event {id, type, data: {object}}' },

@@ -36,6 +36,8 @@ interface Subscriber {
 export interface StreamTicket {
   seatMap: SeatMap;
   resumeAfter: number | null;
+  /** The client address whose STREAM_MAX_PER_IP slot this holds (null: none held). */
+  client: string | null;
 }
 
 function frame(event: string, data: unknown, id?: number): string {
@@ -67,6 +69,8 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
   private readonly arrived = new Map<string, StreamMessage[]>();
   private flushing = false;
   private count = 0;
+  /** Streams per client address (STREAM_MAX_PER_IP), from `open` until the stream closes. */
+  private readonly byClient = new Map<string, number>();
   private ping: NodeJS.Timeout | null = null;
   private readonly messages: Counter<'kind'>;
 
@@ -110,9 +114,15 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
 
   /**
    * Checks the request before any byte is sent, so it can still be answered as a problem: unknown
-   * event 404, a bad Last-Event-ID 400, this instance full 503 with Retry-After.
+   * event 404, a bad Last-Event-ID 400, this instance full 503 with Retry-After, `client` already
+   * holding STREAM_MAX_PER_IP streams 429 with Retry-After. The client's slot is taken here, in the
+   * same turn as the check, so a burst of opens cannot all pass it before any has started.
    */
-  async open(eventId: string, lastEventId: string | undefined): Promise<StreamTicket> {
+  async open(
+    eventId: string,
+    lastEventId: string | undefined,
+    client?: string,
+  ): Promise<StreamTicket> {
     if (lastEventId !== undefined && !SEQ.test(lastEventId.trim())) {
       throw new RequestValidationError([
         { field: 'Last-Event-ID', messages: ['Last-Event-ID must be a seq: digits only'] },
@@ -121,10 +131,28 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
     const seatMap = await this.catalog.getSeatMap(eventId);
     const max = this.config.get('STREAM_MAX_SUBSCRIBERS');
     if (this.count >= max) throw StreamError.tooManySubscribers(max);
+    const perClient = this.config.get('STREAM_MAX_PER_IP');
+    const limited = perClient > 0 && client !== undefined ? client : null;
+    if (limited !== null) {
+      const held = this.byClient.get(limited) ?? 0;
+      if (held >= perClient) throw StreamError.tooManyForClient(perClient);
+      this.byClient.set(limited, held + 1);
+    }
     return {
       seatMap,
       resumeAfter: lastEventId === undefined ? null : Number(lastEventId.trim()),
+      client: limited,
     };
+  }
+
+  /** Gives the ticket's client slot back; once only, whoever calls it first (close or failure). */
+  release(ticket: StreamTicket): void {
+    const client = ticket.client;
+    if (client === null) return;
+    ticket.client = null;
+    const held = (this.byClient.get(client) ?? 1) - 1;
+    if (held > 0) this.byClient.set(client, held);
+    else this.byClient.delete(client);
   }
 
   /** Streams to `sink` until either side closes it. */
@@ -146,7 +174,10 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
     subscribers.add(subscriber);
     this.count += 1;
     this.publisher.watch(true);
-    sink.onClose(() => this.remove(subscriber));
+    sink.onClose(() => {
+      this.remove(subscriber);
+      this.release(ticket);
+    });
     try {
       // Listening before reading where to start: nothing published meanwhile is missed.
       if (first) await this.bus.subscribe(eventId);

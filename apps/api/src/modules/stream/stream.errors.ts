@@ -12,4 +12,17 @@ export class StreamError extends DomainError {
       { 'Retry-After': '5' },
     );
   }
+
+  /** One client address past STREAM_MAX_PER_IP: its own streams must close first. */
+  static tooManyForClient(max: number): StreamError {
+    return new StreamError(
+      'STREAM.TOO_MANY_FOR_CLIENT',
+      429,
+      'Too many streams from this client',
+      `Your address already holds ${max} open seat streams on this instance (STREAM_MAX_PER_IP); ` +
+        'close one, or retry shortly',
+      {},
+      { 'Retry-After': '5' },
+    );
+  }
 }

@@ -19,6 +19,7 @@ interface WireIntent {
   status: string;
   amount: number;
   amount_refunded?: number;
+  metadata?: Record<string, string>;
   last_payment_error?: { decline_code?: string; code?: string; message?: string } | null;
 }
 
@@ -59,6 +60,7 @@ function toIntent(wire: WireIntent): GatewayIntent {
     amountRefundedCents: wire.amount_refunded ?? 0,
     declineCode: wire.last_payment_error?.decline_code ?? wire.last_payment_error?.code,
     message: wire.last_payment_error?.message,
+    metadata: wire.metadata,
   };
 }
 

@@ -9,6 +9,8 @@ export interface GatewayIntent {
   /** Why it failed (a decline), when it did. */
   declineCode?: string;
   message?: string;
+  /** What we attached at authorization (`paymentId`). */
+  metadata?: Record<string, string>;
 }
 
 export interface AuthorizeRequest {
