@@ -23,6 +23,11 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {
+    // The seat-map page runs in the browser (its own tsconfig gives it the DOM's types, no Node's).
+    files: ['apps/api/src/modules/web/page/**/*.ts'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
     files: ['**/*.js', '**/*.cjs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { sourceType: 'commonjs', globals: globals.node },

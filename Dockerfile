@@ -16,6 +16,7 @@ COPY apps ./apps
 COPY libs ./libs
 # Both apps: dist/apps/api/apps/api/src/main.js (the default command) and
 # dist/apps/gateway-sim/apps/gateway-sim/src/main.js (the simulator; docker-compose's gateway service).
+# The seat-map page's script is bundled first (esbuild, a dev dependency) into dist/page/seat-map.js.
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
 

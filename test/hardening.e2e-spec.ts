@@ -205,13 +205,19 @@ describe('hardening for the open internet (issue 21)', () => {
         // Past the age of any answer the start may have left behind.
         await pause(1100);
 
+        const crowdStarted = performance.now();
         const crowd = await Promise.all(
           Array.from({ length: 200 }, () => api.get('/health/ready')),
         );
+        const crowdMs = performance.now() - crowdStarted;
         expect(crowd.map((answer) => answer.status)).toEqual(crowd.map(() => 200));
         expect(crowd.every((answer) => answer.body.status === 'ok')).toBe(true);
-        expect(redisChecks).toHaveBeenCalledTimes(1);
-        expect(databaseChecks).toHaveBeenCalledTimes(1);
+        // One check, or one more per second the crowd took to arrive on a loaded machine.
+        const allowed = 1 + Math.floor(crowdMs / 1000);
+        expect(redisChecks.mock.calls.length).toBeGreaterThanOrEqual(1);
+        expect(redisChecks.mock.calls.length).toBeLessThanOrEqual(allowed);
+        expect(databaseChecks.mock.calls.length).toBe(redisChecks.mock.calls.length);
+        const crowdChecks = redisChecks.mock.calls.length;
 
         // 2.5 s of probes, one after another: about one check a second, never one a probe.
         const started = performance.now();
@@ -221,7 +227,7 @@ describe('hardening for the open internet (issue 21)', () => {
           probes += 1;
         }
         expect(probes).toBeGreaterThan(20);
-        const checks = redisChecks.mock.calls.length - 1;
+        const checks = redisChecks.mock.calls.length - crowdChecks;
         expect(checks).toBeGreaterThanOrEqual(2);
         expect(checks).toBeLessThanOrEqual(4);
         expect(databaseChecks.mock.calls.length).toBe(redisChecks.mock.calls.length);

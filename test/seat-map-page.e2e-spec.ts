@@ -1,8 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Browser, BrowserContext } from 'playwright-core';
-import { BuiltApp } from './support/built-app';
+import { BUILT_MAIN, BuiltApp } from './support/built-app';
 import { createEvent, registerCustomer } from './support/fixtures';
 import { launchChromium } from './support/headless-chromium';
 import { ScriptedSeatStream } from './support/scripted-seat-stream';
@@ -28,6 +29,7 @@ const SCREENSHOT = process.env.UPDATE_SCREENSHOT
 /** Issue 14: another customer's page shows a hold within a second. */
 const LIVE_WITHIN_MS = 1000;
 const VIEWPORT = { width: 900, height: 720 };
+const OPENAPI_WRITER = join(dirname(BUILT_MAIN), 'openapi', 'write-openapi-document.js');
 
 describe('the seat-map page in headless Chromium', () => {
   let api: TestApp;
@@ -98,6 +100,16 @@ describe('the seat-map page in headless Chromium', () => {
       paths: Record<string, unknown>;
     };
     expect(Object.keys(doc.paths)).not.toContain('/');
+  });
+
+  it('its typed client comes from the document /docs-json serves (written without a server)', async () => {
+    // npm run generate:api-types reads the built app's document in Nest's preview mode (no
+    // database, Redis or port): it must be the very document the running app serves.
+    const file = join(mkdtempSync(join(tmpdir(), 'seatlock-openapi-')), 'openapi.json');
+    execFileSync(process.execPath, [OPENAPI_WRITER, file]);
+    const served: unknown = await (await fetch(`${built!.url}/docs-json`)).json();
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(served);
+    rmSync(dirname(file), { recursive: true, force: true });
   });
 
   it('two customers: B sees A’s hold within 1 s and is told the seat is taken; A pays, both see it booked', async () => {

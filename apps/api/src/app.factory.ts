@@ -4,7 +4,7 @@ import type { Http2ServerRequest } from 'node:http2';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import { Registry } from 'prom-client';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
@@ -13,6 +13,7 @@ import { answerClientError, TIMEOUT_CHECK_INTERVAL_MS } from './common/http/clie
 import { RequestGate } from './common/http/request-gate';
 import { registerSecurityHeaders } from './common/http/security-headers';
 import { AppConfigService } from './config/app-config.service';
+import { createOpenApiDocument } from './openapi/openapi-document';
 
 /** Requests larger than this are refused with 413 before they are parsed. */
 const BODY_LIMIT_BYTES = 256 * 1024;
@@ -101,21 +102,7 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
     }
   });
 
-  const document = new DocumentBuilder()
-    .setTitle('Seatlock')
-    .setDescription(
-      'Seat booking that cannot double-book: Redis keeps contenders away, PostgreSQL decides. ' +
-        'Errors are application/problem+json with a stable `code`.',
-    )
-    .setVersion('0.1.0')
-    .addBearerAuth({
-      type: 'http',
-      scheme: 'bearer',
-      bearerFormat: 'opaque',
-      description: 'A customer token from POST /customers, or the admin token for /admin routes',
-    })
-    .build();
-  SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, document), {
+  SwaggerModule.setup('docs', app, createOpenApiDocument(app), {
     jsonDocumentUrl: 'docs-json',
   });
   return app;
