@@ -69,7 +69,7 @@ export function readFunctionFiles(dir = FUNCTIONS_DIR): FunctionFile[] {
     if (seen.has(file.name)) throw new Error(`${dir}: two files for ${file.name}`);
     seen.add(file.name);
   }
-  return files.sort((a, b) => a.layer - b.layer || a.name.localeCompare(b.name));
+  return files.sort((a, b) => a.layer - b.layer || (a.name < b.name ? -1 : 1));
 }
 
 /**
