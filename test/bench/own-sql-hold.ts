@@ -1,10 +1,11 @@
 import { CYCLE_VARIABLES, HOLD_TTL_SECONDS } from '../support/bench/minimal-sql';
 
 /*
- * Today's hold as the API sends it: one call of seatlock_hold (migration 1764200000000), which
- * locks the requested seats, expires their lapsed holds, checks them free and older than the token,
- * and writes seats, booking, timeline and outbox row (test/statement-count.e2e-spec.ts counts it on
- * the wire). This is OUR design replayed, kept beside the physical limit (minimal-sql.ts) so a
+ * Today's hold as the API sends it: one call of seatlock_hold
+ * (apps/api/src/database/functions/40-seatlock_hold.function.sql), which locks the requested seats,
+ * expires their lapsed holds, checks them free and older than the token, and writes seats, booking,
+ * timeline and outbox row (test/statement-count.e2e-spec.ts counts it on the wire). The per-customer
+ * cap and the orphan rule are left off here (their arguments' defaults), as on an event without them. This is OUR design replayed, kept beside the physical limit (minimal-sql.ts) so a
  * reader sees what our function costs beyond the one-statement CTE; it changes whenever the app's
  * hold SQL changes.
  */

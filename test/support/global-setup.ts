@@ -2,6 +2,7 @@ import { pingRedis } from './redis-server';
 import { Client } from 'pg';
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
+import { migrateDatabase } from '../../apps/api/src/database/migrate-database';
 import { typeormOptions } from '../../apps/api/src/database/typeorm-options';
 import { GatewayProcess, GLOBAL_GATEWAY, globalGatewayDatabaseUrl } from './gateway-process';
 import { testDatabaseUrl, testRedisUrl } from './test-env';
@@ -16,7 +17,7 @@ const HOW_TO_START = {
 };
 
 /** Drops and recreates the URL's database (connecting to the server's `postgres` database). */
-async function recreateDatabase(url: string): Promise<void> {
+export async function recreateDatabase(url: string): Promise<void> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.slice(1));
   const admin = new URL(url);
@@ -39,12 +40,12 @@ async function recreateDatabase(url: string): Promise<void> {
   }
 }
 
-/** Drops and recreates the test database, then runs the migrations on it. */
+/** Drops and recreates the test database, then migrates it as the API does at start-up. */
 export async function freshDatabase(url: string): Promise<void> {
   await recreateDatabase(url);
   const dataSource = await new DataSource(typeormOptions({ url })).initialize();
   try {
-    await dataSource.runMigrations({ transaction: 'each' });
+    await migrateDatabase(dataSource);
   } finally {
     await dataSource.destroy();
   }

@@ -1,21 +1,45 @@
 import { Logger, Module, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import type { Pool, PoolClient } from 'pg';
-import type { DataSource } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { AppConfigService } from '../config/app-config.service';
+import { migrateDatabase } from './migrate-database';
 import { typeormOptions } from './typeorm-options';
 
-/** The one DataSource; migrations run at start-up unless MIGRATIONS_RUN=false. */
+const startupLogger = new Logger('Database');
+
+/**
+ * The one DataSource; at start-up, unless MIGRATIONS_RUN=false, the migrations and the changed SQL
+ * function files are applied before anything can use it.
+ */
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
       inject: [AppConfigService],
-      useFactory: (config: AppConfigService) =>
-        typeormOptions({
+      // migrationsRun here is this module's flag, read by dataSourceFactory below, not TypeORM's.
+      useFactory: (config: AppConfigService) => ({
+        ...typeormOptions({
           url: config.get('DATABASE_URL'),
           poolSize: config.get('DB_POOL_SIZE'),
-          migrationsRun: config.get('MIGRATIONS_RUN'),
         }),
+        migrationsRun: config.get('MIGRATIONS_RUN'),
+      }),
+      dataSourceFactory: async (options) => {
+        if (!options) throw new Error('DatabaseModule: no DataSource options');
+        const dataSource = await new DataSource({ ...options, migrationsRun: false }).initialize();
+        if (!options.migrationsRun) return dataSource;
+        try {
+          const { migrations, functions } = await migrateDatabase(dataSource);
+          if (migrations.length > 0) startupLogger.log(`Migrated: ${migrations.join(', ')}`);
+          if (functions.length > 0) {
+            startupLogger.log(`SQL functions and triggers applied: ${functions.join(', ')}`);
+          }
+          return dataSource;
+        } catch (error) {
+          await dataSource.destroy();
+          throw error;
+        }
+      },
     }),
   ],
 })

@@ -1,17 +1,24 @@
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
+import { migrateDatabase } from './migrate-database';
 import { typeormOptions } from './typeorm-options';
 
-/** `npm run migrate`: applies pending migrations to DATABASE_URL and prints what it ran. */
+/**
+ * `npm run migrate`: applies the pending migrations and the changed SQL function files to
+ * DATABASE_URL and prints what it ran.
+ */
 async function main(): Promise<void> {
   const url = process.env.DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/seatlock';
   const dataSource = await new DataSource(typeormOptions({ url })).initialize();
   try {
-    const applied = await dataSource.runMigrations({ transaction: 'each' });
+    const { migrations, functions } = await migrateDatabase(dataSource);
     console.log(
-      applied.length === 0
-        ? 'No pending migrations.'
-        : `Applied: ${applied.map((m) => m.name).join(', ')}`,
+      migrations.length === 0 ? 'No pending migrations.' : `Applied: ${migrations.join(', ')}`,
+    );
+    console.log(
+      functions.length === 0
+        ? 'SQL functions and triggers unchanged.'
+        : `SQL functions and triggers applied: ${functions.join(', ')}`,
     );
   } finally {
     await dataSource.destroy();

@@ -12,16 +12,17 @@ import { ExtendAfterLock1764700000000 } from './migrations/1764700000000-extend-
 import { SeatStream1764800000000 } from './migrations/1764800000000-seat-stream';
 import { EventKeys1764900000000 } from './migrations/1764900000000-event-keys';
 import { ConfirmNeedsPending1765000000000 } from './migrations/1765000000000-confirm-needs-pending';
+import { SchemaFunctions1765100000000 } from './migrations/1765100000000-schema-functions';
 
 export interface DatabaseSettings {
   url: string;
   poolSize?: number;
-  migrationsRun?: boolean;
 }
 
 /**
- * The connection and the migrations, shared by the app, the TypeORM CLI and the tests. No entities:
- * the migrations are the schema's only source, and tables are read and written with SQL.
+ * The connection and the versioned migrations, shared by the app, the TypeORM CLI and the tests. No
+ * entities: the migrations and the SQL function files are the schema's only source, and tables are
+ * read and written with SQL.
  */
 export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
   return {
@@ -41,8 +42,10 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       SeatStream1764800000000,
       EventKeys1764900000000,
       ConfirmNeedsPending1765000000000,
+      SchemaFunctions1765100000000,
     ],
-    migrationsRun: settings.migrationsRun ?? false,
+    // Never TypeORM's own run: it knows nothing of the function files (migrateDatabase does both).
+    migrationsRun: false,
     migrationsTransactionMode: 'each',
     synchronize: false,
     extra: { max: settings.poolSize ?? 10, connectionTimeoutMillis: 5000 },

@@ -11,7 +11,7 @@ export type IdempotencyClaim =
 
 /**
  * The idempotency_keys table. A key is claimed by the handler's own first statement (with
- * `seatlock_idempotency_claim`, migration 1764300000000), so claiming costs no round trip of its
+ * `seatlock_idempotency_claim`, database/functions/), so claiming costs no round trip of its
  * own; this repository stores the outcomes the handler did not store itself, and purges.
  */
 @Injectable()

@@ -112,8 +112,8 @@ export function toBookingDto(row: BookingRow): BookingDto {
 }
 
 /**
- * The bookings table. Its state changes are one statement each, SQL functions written once in the
- * migrations (seatlock_hold, seatlock_release, seatlock_expire_booking, seatlock_extend and the payment's
+ * The bookings table. Its state changes are one statement each, SQL functions of database/functions/
+ * (seatlock_hold, seatlock_release, seatlock_expire_booking, seatlock_extend and the payment's
  * seatlock_payment_confirm), each writing the seats, the booking, its timeline and its outbox row
  * together; deadlocks between overlapping multi-seat changes are retried here.
  */

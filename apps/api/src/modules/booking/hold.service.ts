@@ -222,10 +222,10 @@ export class HoldService {
   }
 
   /**
-   * The hold in one statement (seatlock_hold, see its migrations): the requested seats locked, their
-   * lapsed holds expired, every seat checked free, the customer's cap and the event's orphan rule
-   * checked, the token checked newer than every stored fence, then seats, booking, timeline and
-   * outbox written together — or nothing at all.
+   * The hold in one statement (seatlock_hold, database/functions/): the requested seats locked,
+   * their lapsed holds expired, every seat checked free, the customer's cap and the event's orphan
+   * rule checked, the token checked newer than every stored fence, then seats, booking, timeline
+   * and outbox written together — or nothing at all.
    */
   private async writeHold(
     customer: AuthenticatedCustomer,

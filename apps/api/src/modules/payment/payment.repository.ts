@@ -97,7 +97,7 @@ export function toPaymentDto(row: PaymentRow): PaymentDto {
 
 /**
  * The payments table (and gateway_events, its log of applied gateway events). Every write is one
- * statement: the start and the fenced confirm are SQL functions (migration 1764300000000); the
+ * statement: the start and the fenced confirm are SQL functions (database/functions/); the
  * other steps are one conditional UPDATE whose timeline, outbox, event and answer rows ride along
  * in the same statement.
  */

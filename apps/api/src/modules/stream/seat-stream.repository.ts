@@ -38,7 +38,7 @@ interface BatchRow {
 
 /**
  * The seat_changes and seat_streams tables (migration 1764800000000): the changes the seats
- * trigger recorded, taken in batches and numbered per event, and the snapshot a stream starts from.
+ * trigger (database/functions/10-seats_record_changes.trigger.sql) recorded, taken in batches and numbered per event, and the snapshot a stream starts from.
  */
 @Injectable()
 export class SeatStreamRepository {
