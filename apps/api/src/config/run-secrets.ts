@@ -28,6 +28,7 @@ export const PUBLISHED_SECRETS: readonly string[] = [
   'whsec_other',
   'whsec_test',
   'whsec_wrong',
+  'whsec_upgrade',
 ];
 
 const PLACEHOLDER = /change[-_ ]?me|dev[-_]only|example|placeholder/i;
