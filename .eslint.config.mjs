@@ -19,6 +19,25 @@ export default tseslint.config(
     },
   },
   {
+    // Catalog's public face: its module, its facade and seat-map.ts (see catalog.module.ts).
+    files: ['apps/**/*.ts', 'libs/**/*.ts', 'test/**/*.ts'],
+    ignores: ['apps/api/src/modules/catalog/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)catalog/(?!(catalog\\.module|catalog\\.service|seat-map)$)',
+              message:
+                "Outside catalog, import only catalog.module, catalog.service and seat-map (catalog's exports).",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },

@@ -5,6 +5,10 @@ import { CatalogService } from './catalog.service';
 import { EventRepository } from './event.repository';
 import { SeatRepository } from './seat.repository';
 
+/**
+ * Events and their seats. Other modules see CatalogService and what seat-map.ts declares (the seat
+ * map, seat statuses, unit labels), never the repositories: the lint config refuses other imports.
+ */
 @Module({
   controllers: [CatalogController, AdminEventController],
   providers: [CatalogService, EventRepository, SeatRepository],

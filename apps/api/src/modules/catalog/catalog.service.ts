@@ -13,8 +13,8 @@ import type { SeatDto } from './dto/seat.dto';
 import { capacityOf, isGa, type SectionSpec } from './event-sections';
 import { EventRepository } from './event.repository';
 import { buildSeatMap } from './seat-map.builder';
-import type { SeatMap } from './seat-map';
-import { SeatRepository, type SeatStatus } from './seat.repository';
+import type { SeatMap, SeatStatus } from './seat-map';
+import { SeatRepository } from './seat.repository';
 
 export const MAX_SEATS_PER_EVENT = 10_000;
 /** Seats and general-admission units together. */

@@ -1,4 +1,5 @@
-import { buildSeatMap, rowName, unitSectionIndex } from './seat-map.builder';
+import { unitSectionIndex } from './seat-map';
+import { buildSeatMap, rowName } from './seat-map.builder';
 
 describe('rowName', () => {
   it.each([

@@ -1,4 +1,5 @@
 import { isGa, type SectionSpec } from './event-sections';
+import { unitLabel } from './seat-map';
 
 export interface PlannedSeat {
   label: string;
@@ -17,17 +18,6 @@ export function rowName(index: number): string {
     name = String.fromCharCode(65 + ((n - 1) % 26)) + name;
   }
   return name;
-}
-
-/** The label of unit `number` of the `gaIndex`-th (from 1) general-admission section: `GA2-17`. */
-export function unitLabel(gaIndex: number, number: number): string {
-  return `GA${gaIndex}-${number}`;
-}
-
-/** Which GA section (from 1) a unit label belongs to; null for a seat label. */
-export function unitSectionIndex(label: string): number | null {
-  const match = /^GA(\d+)-\d+$/.exec(label);
-  return match ? Number(match[1]) : null;
 }
 
 /**

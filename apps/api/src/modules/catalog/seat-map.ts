@@ -1,4 +1,34 @@
+/*
+ * Catalog's public face, with CatalogService (the module's one export): the seat map, the seat
+ * statuses and the label encodings other modules read. Nothing else in modules/catalog is imported
+ * from outside it.
+ */
+
 export type OrphanPolicy = 'off' | 'strict';
+
+export type SeatStatus = 'free' | 'held' | 'booked';
+
+const STATUS_BY_LETTER: Readonly<Record<string, SeatStatus>> = {
+  f: 'free',
+  h: 'held',
+  b: 'booked',
+};
+
+/** What `seatlock_seat_statuses` answers (one letter per seat, f/h/b) as statuses. */
+export function decodeSeatStatuses(letters: string | null): SeatStatus[] {
+  return Array.from(letters ?? '', (letter) => STATUS_BY_LETTER[letter]);
+}
+
+/** The label of unit `number` of the `gaIndex`-th (from 1) general-admission section: `GA2-17`. */
+export function unitLabel(gaIndex: number, number: number): string {
+  return `GA${gaIndex}-${number}`;
+}
+
+/** Which GA section (from 1) a unit label belongs to; null for a seat label. */
+export function unitSectionIndex(label: string): number | null {
+  const match = /^GA(\d+)-\d+$/.exec(label);
+  return match ? Number(match[1]) : null;
+}
 
 /**
  * What booking needs to validate and place a hold without asking PostgreSQL: an event's immutable

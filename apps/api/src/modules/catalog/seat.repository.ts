@@ -1,24 +1,18 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { isGa, type SectionSpec } from './event-sections';
-import type { OrphanPolicy, SeatMap, SeatMapRow, UnitSection } from './seat-map';
+import {
+  decodeSeatStatuses,
+  type OrphanPolicy,
+  type SeatMap,
+  type SeatMapRow,
+  type SeatStatus,
+  type UnitSection,
+} from './seat-map';
 import type { PlannedSeat } from './seat-map.builder';
-
-export type SeatStatus = 'free' | 'held' | 'booked';
 
 /** A hold whose TTL passed counts as free everywhere it is shown (`s` is the seats row). */
 export const EFFECTIVE_SEAT_STATUS = `CASE WHEN s.status = 'held' AND s.held_until <= now() THEN 'free' ELSE s.status END`;
-
-const STATUS_BY_LETTER: Readonly<Record<string, SeatStatus>> = {
-  f: 'free',
-  h: 'held',
-  b: 'booked',
-};
-
-/** What `seatlock_seat_statuses` answers (one letter per seat, f/h/b) as statuses. */
-export function decodeSeatStatuses(letters: string | null): SeatStatus[] {
-  return Array.from(letters ?? '', (letter) => STATUS_BY_LETTER[letter]);
-}
 
 interface SeatMapQueryRow {
   currency: string;

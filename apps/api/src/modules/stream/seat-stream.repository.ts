@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { decodeSeatStatuses, type SeatStatus } from '../catalog/seat.repository';
+import { decodeSeatStatuses, type SeatStatus } from '../catalog/seat-map';
 
 /** A seat whose status changed, as the stream shows it. */
 export interface SeatChange {

@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import type { SeatStatus } from '../seat.repository';
+import type { SeatStatus } from '../seat-map';
 
 export class SeatDto {
   /** Row letters + number, unique within the event, e.g. `D12`. */
