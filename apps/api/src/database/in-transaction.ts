@@ -1,12 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
-
-/** Deadlock and serialization failures: the transaction did nothing and may simply run again. */
-const RETRYABLE = new Set(['40P01', '40001']);
-
-function isRetryable(error: unknown): boolean {
-  const code = (error as { driverError?: { code?: string }; code?: string })?.driverError?.code;
-  return code !== undefined && RETRYABLE.has(code);
-}
+import { isPgRetryable } from './pg-error';
 
 /**
  * Runs `work` in one transaction, again (up to `attempts` times) when PostgreSQL aborted it for a
@@ -29,7 +22,7 @@ export async function retryingAborted<T>(work: () => Promise<T>, attempts = 3): 
     try {
       return await work();
     } catch (error) {
-      if (attempt >= attempts || !isRetryable(error)) throw error;
+      if (attempt >= attempts || !isPgRetryable(error)) throw error;
     }
   }
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, chmodSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { Client } from 'pg';
+import { PG_INVALID_CATALOG_NAME, pgErrorCode } from './pg-error';
 
 export interface ResolvedDatabase {
   url: string;
@@ -60,7 +61,7 @@ export async function ensureDatabaseUrl(url: string): Promise<'exists' | 'create
     await client.connect();
     return 'exists';
   } catch (error) {
-    if ((error as { code?: string }).code !== '3D000') return 'exists';
+    if (pgErrorCode(error) !== PG_INVALID_CATALOG_NAME) return 'exists';
   } finally {
     await client.end().catch(() => undefined);
   }

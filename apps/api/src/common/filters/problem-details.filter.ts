@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { QueryFailedError } from 'typeorm';
+import { isPgUnavailableCode, PG_UNIQUE_VIOLATION, pgErrorCode } from '../../database/pg-error';
 import { DomainError } from '../errors/domain.error';
 import { problemBody } from '../http/problem-body';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../idempotency/idempotency-headers';
@@ -41,12 +42,11 @@ function isClientError(error: unknown): error is Error & { statusCode: number; c
 
 /** Connection-level failures: the database is down or out of reach, not this request's fault. */
 function isDatabaseUnavailable(error: unknown): boolean {
-  const cause = error instanceof QueryFailedError ? error.driverError : error;
-  const code = String((cause as { code?: unknown } | null)?.code ?? '');
+  const code = pgErrorCode(error);
   const message = error instanceof Error ? error.message : '';
   return (
-    /^(08|57P0|53300)/.test(code) ||
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code) ||
+    isPgUnavailableCode(code) ||
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code ?? '') ||
     // TypeORM's words for a connection that died under a query runner (PostgreSQL restarting).
     /Connection terminated|timeout exceeded when trying to connect|(connection provided by a query runner was|query runner) already released/i.test(
       message,
@@ -156,8 +156,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       return httpProblem(exception.statusCode, exception.message);
     }
     if (exception instanceof QueryFailedError) {
-      const code = (exception.driverError as { code?: string } | undefined)?.code;
-      if (code === '23505') {
+      if (pgErrorCode(exception) === PG_UNIQUE_VIOLATION) {
         return {
           status: 409,
           code: 'CONFLICT.DUPLICATE',

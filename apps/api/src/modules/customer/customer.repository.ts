@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, QueryFailedError } from 'typeorm';
 import type { AuthenticatedCustomer } from '../../common/auth/auth.decorators';
+import { PG_UNIQUE_VIOLATION, pgErrorCode } from '../../database/pg-error';
 
 /** A new customers row; the bearer token itself is shown once and never stored, only its hash. */
 export interface NewCustomer {
@@ -19,8 +20,6 @@ interface CustomerRow {
 
 const COLUMNS = 'id, email, name';
 
-const UNIQUE_VIOLATION = '23505';
-
 /** The customers table. */
 @Injectable()
 export class CustomerRepository {
@@ -38,9 +37,9 @@ export class CustomerRepository {
       );
       return true;
     } catch (error) {
-      const code = (error as QueryFailedError & { driverError?: { code?: string } }).driverError
-        ?.code;
-      if (error instanceof QueryFailedError && code === UNIQUE_VIOLATION) return false;
+      if (error instanceof QueryFailedError && pgErrorCode(error) === PG_UNIQUE_VIOLATION) {
+        return false;
+      }
       throw error;
     }
   }
