@@ -97,7 +97,7 @@ describe('the SQL function files on a database', () => {
     const others = (rows: typeof after) =>
       Object.entries(rows).filter(([name]) => name !== 'seatlock_iso');
     expect(others(after)).toEqual(others(before));
-    expect(others(after)).toHaveLength(22);
+    expect(others(after)).toHaveLength(23);
 
     expect(await migrateDatabase(dataSource, changed)).toEqual({ migrations: [], functions: [] });
     expect(await recordedFiles(client)).toEqual(after);
@@ -157,7 +157,7 @@ describe('the SQL function files on a database', () => {
         .map((outcome) => [outcome.migrations.length, outcome.functions.length])
         .sort((a, b) => b[0] - a[0]);
       expect(counts).toEqual([
-        [14, 23],
+        [14, 24],
         [0, 0],
         [0, 0],
       ]);
@@ -189,7 +189,7 @@ describe('the built API (npm start)', () => {
       expect(Object.fromEntries(Object.entries(recorded).map(([n, r]) => [n, r.checksum]))).toEqual(
         Object.fromEntries(readFunctionFiles(dist).map((file) => [file.name, file.checksum])),
       );
-      expect(Object.keys(recorded)).toHaveLength(23);
+      expect(Object.keys(recorded)).toHaveLength(24);
       expect((await fetch(`${app.url}/events`)).status).toBe(200);
     } finally {
       await client.end();

@@ -2,11 +2,19 @@ import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../common/pagination/page';
 import type { ClaimedMessage, DeliveryOutcome, DueDelivery } from './outbox-channel';
+import { WebhookEndpointRepository } from './webhook/webhook-endpoint.repository';
 
 /** The LISTEN/NOTIFY channel a fan-out that wrote delivery rows notifies on commit. */
 export const DELIVERY_CHANNEL = 'deliveries';
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'dead' | 'cancelled';
+
+/** How many deliveries of a channel have a status, for the metrics. */
+export interface DeliveryCount {
+  channel: string;
+  status: DeliveryStatus;
+  count: number;
+}
 
 /** A delivery the worker claimed, with the message it carries. */
 export interface ClaimedDelivery {
@@ -81,7 +89,114 @@ export interface RecordedAttempt {
 /** notification_deliveries and delivery_attempts: claims and outcomes for the worker, logs for customers. */
 @Injectable()
 export class DeliveryRepository {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly endpoints: WebhookEndpointRepository,
+  ) {}
+
+  /**
+   * In the fan-out transaction: the message's email delivery, to its customer's address as it is
+   * now (the customer module's seatlock_customer_email: none for a customer without one). ON
+   * CONFLICT: a message fanned out twice (a lost lease) gets it once. Answers how many addresses
+   * there were and how many deliveries this wrote.
+   */
+  async insertForCustomerEmail(
+    manager: EntityManager,
+    channel: string,
+    message: Pick<ClaimedMessage, 'id' | 'customerId'>,
+  ): Promise<{ targets: number; inserted: number }> {
+    const [row] = await manager.query<{ targets: number; inserted: number }[]>(
+      `WITH target AS (
+         SELECT email FROM seatlock_customer_email($3) AS email
+       ), inserted AS (
+         INSERT INTO notification_deliveries (id, message_id, channel, target)
+         SELECT gen_random_uuid(), $1, $2, email FROM target
+         ON CONFLICT (message_id, channel, target) DO NOTHING
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM target)::int AS targets,
+              (SELECT count(*) FROM inserted)::int AS inserted`,
+      [message.id, channel, message.customerId],
+    );
+    return row;
+  }
+
+  /**
+   * The same for a batch, as a data-modifying CTE of the dispatcher's statement (OutboxChannel's
+   * fanOutStatement): the email deliveries of the messages `messageIds` still in `sent`.
+   */
+  customerEmailStatement(
+    channel: string,
+    messageIds: readonly string[],
+    param: (value: unknown) => string,
+  ): string {
+    return `INSERT INTO notification_deliveries (id, message_id, channel, target)
+      SELECT gen_random_uuid(), s.id, ${param(channel)}, c.email
+      FROM sent s CROSS JOIN LATERAL seatlock_customer_email(s.customer_id) AS c(email)
+      WHERE s.id = ANY (${param(messageIds)}::uuid[])
+      ON CONFLICT (message_id, channel, target) DO NOTHING RETURNING 1`;
+  }
+
+  /**
+   * In the fan-out transaction: one delivery per active endpoint of the message's customer
+   * subscribed to its topic, oldest endpoint first. ON CONFLICT: a message fanned out twice (a lost
+   * lease) gets each delivery once.
+   */
+  async insertForEndpoints(
+    manager: EntityManager,
+    channel: string,
+    message: Pick<ClaimedMessage, 'id' | 'customerId' | 'topic'>,
+  ): Promise<void> {
+    const params: unknown[] = [];
+    const param = (value: unknown): string => `$${params.push(value)}`;
+    const messageId = param(message.id);
+    const channelName = param(channel);
+    const endpoints = this.endpoints.subscribedSql(
+      param(message.customerId),
+      param(message.topic),
+      param,
+    );
+    await manager.query(
+      `INSERT INTO notification_deliveries (id, message_id, channel, target, endpoint_id)
+       SELECT gen_random_uuid(), ${messageId}, ${channelName}, e.url, e.id
+       FROM (${endpoints}) e
+       ORDER BY e.created_at
+       ON CONFLICT (message_id, channel, target) DO NOTHING`,
+      params,
+    );
+  }
+
+  /**
+   * The same for a batch, as a data-modifying CTE of the dispatcher's statement (OutboxChannel's
+   * fanOutStatement): the endpoints' deliveries of the messages in `sent` whose topic is one of
+   * `topics`, in message order.
+   */
+  endpointsStatement(
+    channel: string,
+    topics: readonly string[],
+    param: (value: unknown) => string,
+  ): string {
+    return `INSERT INTO notification_deliveries (id, message_id, channel, target, endpoint_id)
+      SELECT gen_random_uuid(), s.id, ${param(channel)}, e.url, e.id
+      FROM sent s CROSS JOIN LATERAL (${this.endpoints.subscribedSql('s.customer_id', 's.topic', param)}) e
+      WHERE s.topic = ANY (${param(topics)}::text[])
+      ORDER BY s.created_at, e.created_at
+      ON CONFLICT (message_id, channel, target) DO NOTHING RETURNING 1`;
+  }
+
+  /**
+   * For the metrics scrape: deliveries by channel and status, every status (0 too) for each
+   * channel that has deliveries, so alerts on dead > 0 see a series from the first delivery on.
+   */
+  async countByChannelAndStatus(): Promise<DeliveryCount[]> {
+    return this.dataSource.query<DeliveryCount[]>(
+      `SELECT c.channel, s.status, count(d.id)::int AS count
+       FROM (SELECT DISTINCT channel FROM notification_deliveries) c
+       CROSS JOIN unnest(ARRAY['pending', 'delivered', 'dead', 'cancelled']) AS s(status)
+       LEFT JOIN notification_deliveries d ON d.channel = c.channel AND d.status = s.status
+       GROUP BY c.channel, s.status`,
+    );
+  }
 
   /**
    * Claims up to `limit` due deliveries of `channels` for `claimToken` until the lease ends, with
@@ -211,11 +326,7 @@ export class DeliveryRepository {
     reason: string,
   ): Promise<void> {
     if (delivery.endpointId) {
-      await manager.query(
-        `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = $2, updated_at = now()
-         WHERE id = $1 AND status = 'active'`,
-        [delivery.endpointId, reason],
-      );
+      await this.endpoints.disable(manager, delivery.endpointId, reason);
       await this.cancelForEndpoint(manager, delivery.endpointId, reason);
       return;
     }
@@ -264,8 +375,7 @@ export class DeliveryRepository {
        SET status = 'pending', attempts = 0, next_attempt_at = now(), claimed_by = NULL,
            claimed_until = NULL, last_error = NULL
        WHERE d.message_id = $1 AND d.status = 'dead'
-         AND (d.endpoint_id IS NULL OR EXISTS (
-           SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.status = 'active'))`,
+         AND (d.endpoint_id IS NULL OR ${this.endpoints.isActiveSql('d.endpoint_id')})`,
       [messageId],
     );
     return count;

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { DeliveryRepository } from './delivery.repository';
+import { OutboxRepository } from './outbox.repository';
 
 /** Outbox health: how many messages wait, went out, or died; and what the dispatcher did. */
 @Injectable()
@@ -12,7 +13,7 @@ export class NotificationMetrics {
   readonly deliveryAttempts: Counter<'channel' | 'outcome'>;
   readonly deliveries: Gauge<'channel' | 'status'>;
 
-  constructor(registry: Registry, dataSource: DataSource) {
+  constructor(registry: Registry, outbox: OutboxRepository, deliveries: DeliveryRepository) {
     this.dispatched = new Counter({
       name: 'seatlock_outbox_dispatched_total',
       help: 'Outbox messages this instance fanned out to every channel',
@@ -36,12 +37,7 @@ export class NotificationMetrics {
       labelNames: ['status'],
       registers: [registry],
       async collect() {
-        const rows = await dataSource.query<{ status: string; count: number }[]>(
-          `SELECT s.status, count(o.id)::int AS count
-           FROM unnest(ARRAY['pending', 'sent', 'dead']) AS s(status)
-           LEFT JOIN outbox_messages o ON o.status = s.status
-           GROUP BY s.status`,
-        );
+        const rows = await outbox.countByStatus();
         for (const row of rows) this.set({ status: row.status }, row.count);
       },
     });
@@ -57,15 +53,7 @@ export class NotificationMetrics {
       labelNames: ['channel', 'status'],
       registers: [registry],
       async collect() {
-        // Every status appears (as 0 too) for each channel that has deliveries, so alerts on
-        // dead > 0 see a series from the first delivery on.
-        const rows = await dataSource.query<{ channel: string; status: string; count: number }[]>(
-          `SELECT c.channel, s.status, count(d.id)::int AS count
-           FROM (SELECT DISTINCT channel FROM notification_deliveries) c
-           CROSS JOIN unnest(ARRAY['pending', 'delivered', 'dead', 'cancelled']) AS s(status)
-           LEFT JOIN notification_deliveries d ON d.channel = c.channel AND d.status = s.status
-           GROUP BY c.channel, s.status`,
-        );
+        const rows = await deliveries.countByChannelAndStatus();
         this.reset();
         for (const row of rows) this.set({ channel: row.channel, status: row.status }, row.count);
       },

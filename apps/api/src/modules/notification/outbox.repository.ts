@@ -194,6 +194,16 @@ export class OutboxRepository {
     return count;
   }
 
+  /** For the metrics scrape: messages by status, every status (0 too). */
+  async countByStatus(): Promise<{ status: OutboxStatus; count: number }[]> {
+    return this.dataSource.query<{ status: OutboxStatus; count: number }[]>(
+      `SELECT s.status, count(o.id)::int AS count
+       FROM unnest(ARRAY['pending', 'sent', 'dead']) AS s(status)
+       LEFT JOIN outbox_messages o ON o.status = s.status
+       GROUP BY s.status`,
+    );
+  }
+
   async list(
     status: OutboxStatus | undefined,
     limit: number,

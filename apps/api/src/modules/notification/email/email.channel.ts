@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { DeliveryRepository } from '../delivery.repository';
@@ -47,19 +46,7 @@ export class EmailChannel implements OutboxChannel {
     // (retried, then dead-lettered for an operator) instead of writing a delivery that can only fail.
     if (!EmailTemplates.render(message.topic, message.payload)) return;
     // The address as it is now; a customer (or an address) that does not exist gets no email.
-    const [row] = await manager.query<{ targets: number; inserted: number }[]>(
-      `WITH target AS (
-         SELECT email FROM customers WHERE id = $3 AND btrim(email) <> ''
-       ), inserted AS (
-         INSERT INTO notification_deliveries (id, message_id, channel, target)
-         SELECT $1, $2, '${this.name}', email FROM target
-         ON CONFLICT (message_id, channel, target) DO NOTHING
-         RETURNING 1
-       )
-       SELECT (SELECT count(*) FROM target)::int AS targets,
-              (SELECT count(*) FROM inserted)::int AS inserted`,
-      [randomUUID(), message.id, message.customerId],
-    );
+    const row = await this.deliveries.insertForCustomerEmail(manager, this.name, message);
     if (row.inserted === 0 && row.targets > 0) this.metrics.duplicates.inc({ channel: this.name });
   }
 
@@ -72,11 +59,7 @@ export class EmailChannel implements OutboxChannel {
       .filter((m) => m.customerId && EmailTemplates.render(m.topic, m.payload))
       .map((m) => m.id);
     if (ids.length === 0) return null;
-    return `INSERT INTO notification_deliveries (id, message_id, channel, target)
-      SELECT gen_random_uuid(), s.id, ${param(this.name)}, c.email
-      FROM sent s JOIN customers c ON c.id = s.customer_id AND btrim(c.email) <> ''
-      WHERE s.id = ANY (${param(ids)}::uuid[])
-      ON CONFLICT (message_id, channel, target) DO NOTHING RETURNING 1`;
+    return this.deliveries.customerEmailStatement(this.name, ids, param);
   }
 
   async send(

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../../common/pagination/page';
+import { ALL_WEBHOOK_EVENTS } from './webhook-events';
 
 export type WebhookEndpointStatus = 'active' | 'disabled' | 'deleted';
 
@@ -114,6 +115,31 @@ export class WebhookEndpointRepository {
     );
     const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
     return ids.map((id) => byId.get(id) ?? null);
+  }
+
+  /**
+   * For the deliveries' statements: the active endpoints (id, url, created_at) of `customer`
+   * subscribed to `topic` (or to every event), as a subquery. Both are SQL expressions of the
+   * caller's query: a placeholder, or a column of a row it joins this to (LATERAL).
+   */
+  subscribedSql(customer: string, topic: string, param: (value: unknown) => string): string {
+    return `SELECT e.id, e.url, e.created_at FROM webhook_endpoints e
+      WHERE e.customer_id = ${customer} AND e.status = 'active'
+        AND (${param(ALL_WEBHOOK_EVENTS)} = ANY (e.events) OR ${topic} = ANY (e.events))`;
+  }
+
+  /** For the deliveries' statements: whether endpoint `id` (an SQL expression) is active. */
+  isActiveSql(id: string): string {
+    return `EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = ${id} AND e.status = 'active')`;
+  }
+
+  /** In the caller's transaction: the endpoint said it is gone (410); it gets nothing more. */
+  async disable(manager: EntityManager, id: string, reason: string): Promise<void> {
+    await manager.query(
+      `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = $2, updated_at = now()
+       WHERE id = $1 AND status = 'active'`,
+      [id, reason],
+    );
   }
 
   /** In the caller's transaction: marks the customer's endpoint deleted; null if not theirs. */

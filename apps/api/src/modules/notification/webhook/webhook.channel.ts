@@ -16,7 +16,7 @@ import {
   type WebhookEndpointRecord,
   WebhookEndpointRepository,
 } from './webhook-endpoint.repository';
-import { ALL_WEBHOOK_EVENTS, WEBHOOK_EVENT_TYPES } from './webhook-events';
+import { WEBHOOK_EVENT_TYPES } from './webhook-events';
 
 const EVENT_TYPES: readonly string[] = WEBHOOK_EVENT_TYPES;
 /** Receivers answer with a status; their body is read (to free the connection) up to this much. */
@@ -61,17 +61,7 @@ export class WebhookChannel implements OutboxChannel, OnModuleDestroy {
   async fanOut(manager: EntityManager, message: ClaimedMessage): Promise<void> {
     // Other topics are internal (e.g. one module asking another to act), not customer events.
     if (!message.customerId || !EVENT_TYPES.includes(message.topic)) return;
-    // ON CONFLICT: a message fanned out twice (a lost lease) gets each delivery once.
-    await manager.query(
-      `INSERT INTO notification_deliveries (id, message_id, channel, target, endpoint_id)
-       SELECT gen_random_uuid(), $1, $2, e.url, e.id
-       FROM webhook_endpoints e
-       WHERE e.customer_id = $3 AND e.status = 'active'
-         AND ($4 = ANY (e.events) OR $5 = ANY (e.events))
-       ORDER BY e.created_at
-       ON CONFLICT (message_id, channel, target) DO NOTHING`,
-      [message.id, this.name, message.customerId, ALL_WEBHOOK_EVENTS, message.topic],
-    );
+    await this.deliveries.insertForEndpoints(manager, this.name, message);
   }
 
   fanOutStatement(
@@ -79,14 +69,7 @@ export class WebhookChannel implements OutboxChannel, OnModuleDestroy {
     param: (value: unknown) => string,
   ): string | null {
     if (!messages.some((m) => m.customerId && EVENT_TYPES.includes(m.topic))) return null;
-    return `INSERT INTO notification_deliveries (id, message_id, channel, target, endpoint_id)
-      SELECT gen_random_uuid(), s.id, ${param(this.name)}, e.url, e.id
-      FROM sent s JOIN webhook_endpoints e
-        ON e.customer_id = s.customer_id AND e.status = 'active'
-       AND (${param(ALL_WEBHOOK_EVENTS)} = ANY (e.events) OR s.topic = ANY (e.events))
-      WHERE s.topic = ANY (${param(EVENT_TYPES)}::text[])
-      ORDER BY s.created_at, e.created_at
-      ON CONFLICT (message_id, channel, target) DO NOTHING RETURNING 1`;
+    return this.deliveries.endpointsStatement(this.name, EVENT_TYPES, param);
   }
 
   async send(
