@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../common/pagination/page';
+import { inTransaction } from '../../database/in-transaction';
 import type { ClaimedMessage, DeliveryOutcome, DueDelivery } from './outbox-channel';
 import { WebhookEndpointRepository } from './webhook/webhook-endpoint.repository';
 
@@ -309,7 +310,7 @@ export class DeliveryRepository {
     const byId = new Map(rows.map((row) => [row.id, row]));
     for (const [i, attempt] of attempts.entries()) {
       if (byId.get(attempt.delivery.id)?.status !== 'cancelled') continue;
-      await this.dataSource.transaction((manager) =>
+      await inTransaction(this.dataSource, (manager) =>
         this.retireTarget(manager, attempt.delivery, errors[i] ?? 'gone'),
       );
     }

@@ -11,6 +11,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
 import { LockProvider } from '@app/lock';
 import { AppConfigService } from '../../config/app-config.service';
+import { inTransaction } from '../../database/in-transaction';
 import { DeliveryWorkerService } from './delivery-worker.service';
 import { NotificationMetrics } from './notification.metrics';
 import { type ClaimedMessage, type OutboxChannel, OUTBOX_CHANNELS } from './outbox-channel';
@@ -166,7 +167,7 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
 
   private async dispatch(message: ClaimedMessage, claimToken: string): Promise<boolean> {
     try {
-      const sent = await this.dataSource.transaction(async (manager) => {
+      const sent = await inTransaction(this.dataSource, async (manager) => {
         if (!(await this.outbox.lockClaimed(manager, message.id, claimToken))) return false;
         for (const channel of this.channels) await channel.fanOut(manager, message);
         await this.outbox.markSent(manager, message.id, this.instance);

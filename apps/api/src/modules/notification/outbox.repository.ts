@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../common/pagination/page';
+import { inTransaction } from '../../database/in-transaction';
 import type { ClaimedMessage, OutboxChannel } from './outbox-channel';
 import { DELIVERY_CHANNEL, DeliveryRepository } from './delivery.repository';
 import { OUTBOX_CHANNEL } from './outbox-listener';
@@ -240,7 +241,7 @@ export class OutboxRepository {
    * write in-app rows twice. null when the message is not dead (or does not exist).
    */
   async revive(id: string): Promise<OutboxMessageDto | null> {
-    const revived = await this.dataSource.transaction(async (manager) => {
+    const revived = await inTransaction(this.dataSource, async (manager) => {
       const [rows] = await manager.query<[OutboxRow[], number]>(
         `UPDATE outbox_messages
          SET status = CASE WHEN dispatched_at IS NULL THEN 'pending' ELSE 'sent' END,

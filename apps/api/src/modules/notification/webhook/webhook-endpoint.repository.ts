@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../../common/pagination/page';
+import { inTransaction } from '../../../database/in-transaction';
 import { ALL_WEBHOOK_EVENTS } from './webhook-events';
 
 export type WebhookEndpointStatus = 'active' | 'disabled' | 'deleted';
@@ -56,7 +57,7 @@ export class WebhookEndpointRepository {
     endpoint: Omit<WebhookEndpointRecord, 'status' | 'disabledReason' | 'createdAt'>,
     limit: number,
   ): Promise<WebhookEndpointRecord | null> {
-    return this.dataSource.transaction(async (manager) => {
+    return inTransaction(this.dataSource, async (manager) => {
       await manager.query(`SELECT pg_advisory_xact_lock(hashtext('webhook_endpoints:' || $1))`, [
         endpoint.customerId,
       ]);

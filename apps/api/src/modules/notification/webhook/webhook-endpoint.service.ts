@@ -5,6 +5,7 @@ import type { AuthenticatedCustomer } from '../../../common/auth/auth.decorators
 import type { Page } from '../../../common/pagination/page';
 import type { PageQueryDto } from '../../../common/pagination/page-query.dto';
 import { AppConfigService } from '../../../config/app-config.service';
+import { inTransaction } from '../../../database/in-transaction';
 import { DeliveryRepository, type DeliveryLogEntry } from '../delivery.repository';
 import type { CreateWebhookEndpointDto } from './dto/create-webhook-endpoint.dto';
 import { CreatedWebhookEndpointDto } from './dto/created-webhook-endpoint.dto';
@@ -98,7 +99,7 @@ export class WebhookEndpointService {
    * to operators; for the customer it is gone (404 from now on).
    */
   async remove(customer: AuthenticatedCustomer, id: string): Promise<WebhookEndpointDto> {
-    const deleted = await this.dataSource.transaction(async (manager) => {
+    const deleted = await inTransaction(this.dataSource, async (manager) => {
       const endpoint = await this.endpoints.markDeleted(manager, customer.id, id);
       if (endpoint) await this.deliveries.cancelForEndpoint(manager, id, 'endpoint deleted');
       return endpoint;
