@@ -6,8 +6,8 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 
-# `npm install`, not `npm ci`: the lockfile lacks other-platform binaries (see STACK.md),
-# and `npm ci` refuses it. `npm install` still respects the lockfile.
+# `npm install`, not `npm ci`: the lockfile lacks other-platform binaries, and `npm ci` refuses
+# it. `npm install` still respects the lockfile.
 COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund
 

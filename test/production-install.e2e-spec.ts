@@ -169,7 +169,8 @@ describe('a production install of the built tree (npm install --omit=dev, NODE_E
     unlinkSync(join(root, 'node_modules'));
     copyFileSync(join(REPO, 'package.json'), join(root, 'package.json'));
     copyFileSync(join(REPO, 'package-lock.json'), join(root, 'package-lock.json'));
-    // `npm install`, as in the Dockerfile: `npm ci` refuses this registry's lockfile (STACK.md).
+    // `npm install`, as in the Dockerfile: `npm ci` refuses this lockfile, which lacks other
+    // platforms' optional binaries.
     await promisify(execFile)(
       'npm',
       ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'],

@@ -1,4 +1,4 @@
-/** Every transition the customer hears about (DESIGN.md, "Outbound webhook events"). */
+/** Every transition the customer hears about: the outbox topics, also the webhook event types. */
 export const NOTIFICATION_TOPICS = [
   'booking.held',
   'booking.extended',
