@@ -157,58 +157,59 @@ function toPayment(row: PaymentRow): LedgerPayment {
   };
 }
 
-/** `uuids` undefined = every booking. */
-async function readBookings(client: Client, uuids: string[] | undefined): Promise<LedgerBooking[]> {
-  const { rows } = await client.query<BookingRow>(
-    uuids === undefined
-      ? `SELECT ${BOOKING_COLUMNS} FROM bookings b ${BOOKING_ORDER}`
-      : // Plus the confirmed bookings that share a seat with one in scope: the double-booking
-        // rule needs to see them.
-        `SELECT ${BOOKING_COLUMNS} FROM bookings b WHERE b.id = ANY($1::uuid[])
-         UNION
-         SELECT ${BOOKING_COLUMNS} FROM bookings o
-           JOIN bookings b ON b.event_id = o.event_id AND b.seat_labels && o.seat_labels
-          WHERE o.id = ANY($1::uuid[]) AND b.status = 'confirmed'
-         ${BOOKING_ORDER}`,
-    uuids === undefined ? [] : [uuids],
-  );
-  return rows.map(toBooking);
+/** A read of every row (`all`) or of those of the requested bookings (`scoped`, $1 their ids). */
+interface ScopedQuery {
+  all: string;
+  scoped: string;
 }
 
-/**
- * Booked seats and every seat a confirmed booking names; scoped: the seats booked for the
- * requested bookings and every seat they name, whoever holds it now.
- */
-async function readSeats(client: Client, uuids: string[] | undefined): Promise<LedgerSeat[]> {
-  const { rows } = await client.query<SeatRow>(
-    uuids === undefined
-      ? `SELECT ${SEAT_COLUMNS} FROM seats s WHERE s.status = 'booked'
-         UNION
-         SELECT ${SEAT_COLUMNS} FROM bookings b
-           JOIN seats s ON s.event_id = b.event_id AND s.label = ANY(b.seat_labels)
-          WHERE b.status = 'confirmed'
-         ${SEAT_ORDER}`
-      : `SELECT ${SEAT_COLUMNS} FROM seats s WHERE s.booking_id = ANY($1::uuid[])
-         UNION
-         SELECT ${SEAT_COLUMNS} FROM bookings b
-           JOIN seats s ON s.event_id = b.event_id AND s.label = ANY(b.seat_labels)
-          WHERE b.id = ANY($1::uuid[])
-         ${SEAT_ORDER}`,
-    uuids === undefined ? [] : [uuids],
-  );
-  return rows.map(toSeat);
-}
+const BOOKINGS: ScopedQuery = {
+  all: `SELECT ${BOOKING_COLUMNS} FROM bookings b ${BOOKING_ORDER}`,
+  // Plus the confirmed bookings that share a seat with one in scope: the double-booking rule
+  // needs to see them.
+  scoped: `SELECT ${BOOKING_COLUMNS} FROM bookings b WHERE b.id = ANY($1::uuid[])
+           UNION
+           SELECT ${BOOKING_COLUMNS} FROM bookings o
+             JOIN bookings b ON b.event_id = o.event_id AND b.seat_labels && o.seat_labels
+            WHERE o.id = ANY($1::uuid[]) AND b.status = 'confirmed'
+           ${BOOKING_ORDER}`,
+};
 
-/** The payments of the bookings in `uuids` (undefined = every payment). */
-async function readPayments(client: Client, uuids: string[] | undefined): Promise<LedgerPayment[]> {
-  const { rows } = await client.query<PaymentRow>(
-    uuids === undefined
-      ? `SELECT ${PAYMENT_COLUMNS} FROM payments p ${PAYMENT_ORDER}`
-      : `SELECT ${PAYMENT_COLUMNS} FROM payments p WHERE p.booking_id = ANY($1::uuid[])
-         ${PAYMENT_ORDER}`,
+// Booked seats and every seat a confirmed booking names; scoped: the seats booked for the
+// requested bookings and every seat they name, whoever holds it now.
+const SEATS: ScopedQuery = {
+  all: `SELECT ${SEAT_COLUMNS} FROM seats s WHERE s.status = 'booked'
+        UNION
+        SELECT ${SEAT_COLUMNS} FROM bookings b
+          JOIN seats s ON s.event_id = b.event_id AND s.label = ANY(b.seat_labels)
+         WHERE b.status = 'confirmed'
+        ${SEAT_ORDER}`,
+  scoped: `SELECT ${SEAT_COLUMNS} FROM seats s WHERE s.booking_id = ANY($1::uuid[])
+           UNION
+           SELECT ${SEAT_COLUMNS} FROM bookings b
+             JOIN seats s ON s.event_id = b.event_id AND s.label = ANY(b.seat_labels)
+            WHERE b.id = ANY($1::uuid[])
+           ${SEAT_ORDER}`,
+};
+
+const PAYMENTS: ScopedQuery = {
+  all: `SELECT ${PAYMENT_COLUMNS} FROM payments p ${PAYMENT_ORDER}`,
+  scoped: `SELECT ${PAYMENT_COLUMNS} FROM payments p WHERE p.booking_id = ANY($1::uuid[])
+           ${PAYMENT_ORDER}`,
+};
+
+/** `uuids` undefined = every row. */
+async function readScoped<R extends object, T>(
+  client: Client,
+  query: ScopedQuery,
+  uuids: string[] | undefined,
+  map: (row: R) => T,
+): Promise<T[]> {
+  const { rows } = await client.query<R>(
+    uuids === undefined ? query.all : query.scoped,
     uuids === undefined ? [] : [uuids],
   );
-  return rows.map(toPayment);
+  return rows.map(map);
 }
 
 /**
@@ -221,9 +222,9 @@ async function readDatabase(
 ): Promise<Omit<LedgerRows, 'intents'>> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    const bookings = await readBookings(client, uuids);
-    const seats = await readSeats(client, uuids);
-    const payments = await readPayments(client, uuids);
+    const bookings = await readScoped(client, BOOKINGS, uuids, toBooking);
+    const seats = await readScoped(client, SEATS, uuids, toSeat);
+    const payments = await readScoped(client, PAYMENTS, uuids, toPayment);
     await client.query('COMMIT');
     return { bookings, seats, payments };
   } catch (error) {
