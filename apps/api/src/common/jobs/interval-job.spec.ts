@@ -19,7 +19,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 }
 
 describe('IntervalJob', () => {
-  const logger = { error: jest.fn() };
+  const logger = { error: jest.fn(), warn: jest.fn() };
   let job: IntervalJob<number> | undefined;
 
   function makeJob(
@@ -38,6 +38,7 @@ describe('IntervalJob', () => {
   beforeEach(() => {
     jest.useFakeTimers();
     logger.error.mockReset();
+    logger.warn.mockReset();
   });
 
   afterEach(() => {
@@ -105,6 +106,16 @@ describe('IntervalJob', () => {
     expect(run).toHaveBeenCalledTimes(2);
     expect(await subject.runNow()).toBe(2);
     expect(logger.error).toHaveBeenCalledTimes(1);
+  });
+
+  it('logs a failure as a warning when asked to', async () => {
+    const run = jest.fn().mockRejectedValue(new Error('database away'));
+    expect(await makeJob(fakeLock(), { run, failureLevel: 'warn' }).runNow()).toBeNull();
+    expect(logger.warn).toHaveBeenCalledWith(
+      expect.objectContaining({ job: 'Test job' }),
+      'Test job failed; retrying next interval',
+    );
+    expect(logger.error).not.toHaveBeenCalled();
   });
 
   it('stops ticking once stopped, and can start again', async () => {

@@ -21,6 +21,8 @@ export interface IntervalJobOptions<T> {
    * a short interval where a long run should be followed by a pause, not at once by another.
    */
   fixedDelay?: boolean;
+  /** How a failure is logged; 'warn' for a job whose failures its next tick soon makes good. */
+  failureLevel?: 'error' | 'warn';
 }
 
 /**
@@ -36,7 +38,7 @@ export class IntervalJob<T> {
 
   constructor(
     private readonly lock: Pick<LockProvider, 'usingOrAlone'>,
-    private readonly logger: Pick<LoggerService, 'error'>,
+    private readonly logger: Pick<LoggerService, 'error' | 'warn'>,
     private readonly options: IntervalJobOptions<T>,
   ) {}
 
@@ -66,12 +68,15 @@ export class IntervalJob<T> {
     if (this.running) return null;
     if (this.options.due && !this.options.due()) return null;
     this.running = true;
-    const { name, lease, run, local } = this.options;
+    const { name, lease, run, local, failureLevel = 'error' } = this.options;
     try {
       await local?.();
       return await this.lock.usingOrAlone(lease.key, { ttlMs: lease.ttlMs }, run, () => null);
     } catch (error) {
-      this.logger.error({ err: error, job: name }, `${name} failed; retrying next interval`);
+      this.logger[failureLevel](
+        { err: error, job: name },
+        `${name} failed; retrying next interval`,
+      );
       return null;
     } finally {
       this.running = false;

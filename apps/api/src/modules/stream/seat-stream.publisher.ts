@@ -42,6 +42,8 @@ export class SeatStreamPublisher implements OnApplicationBootstrap, OnModuleDest
       run: (signal) => this.drain(signal),
       // A drain that took long found a backlog; the next one waits a whole interval after it.
       fixedDelay: true,
+      // Every STREAM_POLL_MS while PostgreSQL is away: a warning, as subscribers resync anyway.
+      failureLevel: 'warn',
     });
   }
 
