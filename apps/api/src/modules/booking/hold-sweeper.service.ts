@@ -4,8 +4,8 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { LockProvider } from '@app/lock';
+import { IntervalJob } from '../../common/jobs/interval-job';
 import { AppConfigService } from '../../config/app-config.service';
 import { BookingService } from './booking.service';
 
@@ -13,56 +13,44 @@ const JOB_KEY = 'job:hold-sweeper';
 
 /**
  * Turns holds past their TTL into `expired` and frees their seats. One instance at a time runs it
- * (tryAcquire); if Redis is unreachable it runs anyway — the conditional writes make a double run
- * harmless, the lock only saves the work.
+ * (the job lease, renewed while it runs); if Redis is unreachable it runs anyway — the conditional
+ * writes make a double run harmless, the lock only saves the work.
  */
 @Injectable()
 export class HoldSweeperService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(HoldSweeperService.name);
-  private running = false;
+  private readonly job: IntervalJob<number>;
 
   constructor(
     private readonly bookings: BookingService,
-    private readonly lock: LockProvider,
-    private readonly config: AppConfigService,
-    private readonly scheduler: SchedulerRegistry,
-  ) {}
+    lock: LockProvider,
+    config: AppConfigService,
+  ) {
+    const intervalMs = config.get('SWEEP_INTERVAL_MS');
+    this.job = new IntervalJob(lock, this.logger, {
+      name: 'Hold sweep',
+      intervalMs,
+      lease: { key: JOB_KEY, ttlMs: Math.max(intervalMs * 5, 3000) },
+      // Per instance: only this instance knows which of its releases Redis missed.
+      local: () => this.bookings.retryUnreleasedLocks(),
+      run: async (signal) => {
+        const expired = await this.bookings.expireDueHolds(signal);
+        if (expired) this.logger.log({ expired }, 'Expired holds past their TTL');
+        return expired;
+      },
+    });
+  }
 
   onApplicationBootstrap(): void {
-    const interval = setInterval(() => void this.sweep(), this.config.get('SWEEP_INTERVAL_MS'));
-    this.scheduler.addInterval(HoldSweeperService.name, interval);
+    this.job.start();
   }
 
   onModuleDestroy(): void {
-    if (this.scheduler.doesExist('interval', HoldSweeperService.name)) {
-      this.scheduler.deleteInterval(HoldSweeperService.name);
-    }
+    this.job.stop();
   }
 
-  /** One pass; returns how many holds it expired (or null if another instance had the job). */
-  async sweep(): Promise<number | null> {
-    if (this.running) return null;
-    this.running = true;
-    try {
-      // Per instance: only this instance knows which of its releases Redis missed.
-      await this.bookings.retryUnreleasedLocks();
-      const expired = await this.runOnce((signal) => this.bookings.expireDueHolds(signal));
-      if (expired) this.logger.log({ expired }, 'Expired holds past their TTL');
-      return expired;
-    } catch (error) {
-      this.logger.error({ err: error }, 'Hold sweep failed; retrying next interval');
-      return null;
-    } finally {
-      this.running = false;
-    }
-  }
-
-  /**
-   * Runs the job under the cross-instance job lease (renewed while it runs; `signal` fires if it is
-   * lost). Another instance holding it: null. Redis unreachable or off: runs anyway.
-   */
-  private async runOnce(job: (signal?: AbortSignal) => Promise<number>): Promise<number | null> {
-    const ttlMs = Math.max(this.config.get('SWEEP_INTERVAL_MS') * 5, 3000);
-    return this.lock.usingOrAlone(JOB_KEY, { ttlMs }, job, () => null);
+  /** One pass; returns how many holds it expired (null if it did not run: see IntervalJob). */
+  sweep(): Promise<number | null> {
+    return this.job.runNow();
   }
 }

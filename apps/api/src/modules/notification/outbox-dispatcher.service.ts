@@ -10,6 +10,7 @@ import {
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
 import { LockProvider } from '@app/lock';
+import { IntervalJob } from '../../common/jobs/interval-job';
 import { AppConfigService } from '../../config/app-config.service';
 import { inTransaction } from '../../database/in-transaction';
 import { DeliveryWorkerService } from './delivery-worker.service';
@@ -22,7 +23,6 @@ import { retryDelayMs } from './retry-backoff';
 const MAINTENANCE_JOB_KEY = 'job:outbox-maintenance';
 const MAINTENANCE_INTERVAL_MS = 60_000;
 const POLL = 'OutboxDispatcher.poll';
-const MAINTENANCE = 'OutboxDispatcher.maintenance';
 
 /**
  * Sends what the outbox holds, on every instance at once: PostgreSQL decides who sends what (claims
@@ -43,18 +43,25 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
   private draining: Promise<void> | null = null;
   private again = false;
   private stopping = false;
+  private readonly maintenance: IntervalJob<{ released: number; purged: number }>;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly outbox: OutboxRepository,
     @Inject(OUTBOX_CHANNELS) private readonly channels: OutboxChannel[],
     private readonly metrics: NotificationMetrics,
-    private readonly lock: LockProvider,
+    lock: LockProvider,
     private readonly config: AppConfigService,
     private readonly scheduler: SchedulerRegistry,
     private readonly deliveryWorker: DeliveryWorkerService,
   ) {
     this.listener = new OutboxListener(config.get('DATABASE_URL'), () => this.wake());
+    this.maintenance = new IntervalJob(lock, this.logger, {
+      name: 'Outbox maintenance',
+      intervalMs: MAINTENANCE_INTERVAL_MS,
+      lease: { key: MAINTENANCE_JOB_KEY, ttlMs: 30_000 },
+      run: () => this.maintainLeased(),
+    });
   }
 
   onApplicationBootstrap(): void {
@@ -62,15 +69,13 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
     this.listener.start();
     const poll = setInterval(() => this.wake(), this.config.get('NOTIFY_POLL_MS'));
     this.scheduler.addInterval(POLL, poll);
-    const maintenance = setInterval(() => void this.maintain(), MAINTENANCE_INTERVAL_MS);
-    this.scheduler.addInterval(MAINTENANCE, maintenance);
+    this.maintenance.start();
   }
 
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
-    for (const name of [POLL, MAINTENANCE]) {
-      if (this.scheduler.doesExist('interval', name)) this.scheduler.deleteInterval(name);
-    }
+    if (this.scheduler.doesExist('interval', POLL)) this.scheduler.deleteInterval(POLL);
+    this.maintenance.stop();
     await this.listener.stop();
     // Let the batch in hand finish before the DataSource closes; its claims would otherwise wait
     // out their lease.
@@ -211,25 +216,22 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
   }
 
   /**
-   * Clean-up, once per interval across all instances (tryAcquire via `using`): frees claims whose
-   * claimer died, and deletes messages dispatched longer ago than NOTIFY_RETENTION_HOURS. With Redis
-   * unreachable or LOCK_MODE=off it runs anyway; both statements are harmless twice.
+   * Clean-up, once per interval across all instances (the maintenance job's lease): frees claims
+   * whose claimer died, and deletes messages dispatched longer ago than NOTIFY_RETENTION_HOURS. With
+   * Redis unreachable or LOCK_MODE=off it runs anyway; both statements are harmless twice. Null if it
+   * did not run (see IntervalJob).
    */
-  async maintain(): Promise<{ released: number; purged: number } | null> {
-    const job = async (): Promise<{ released: number; purged: number }> => {
-      const released = await this.outbox.releaseExpiredClaims();
-      const purged = await this.outbox.purgeSent(this.config.get('NOTIFY_RETENTION_HOURS'));
-      if (released > 0) {
-        this.logger.warn({ released }, 'Released outbox claims of a dispatcher that stopped');
-        this.wake();
-      }
-      return { released, purged };
-    };
-    try {
-      return await this.lock.usingOrAlone(MAINTENANCE_JOB_KEY, { ttlMs: 30_000 }, job, () => null);
-    } catch (error) {
-      this.logger.error({ err: error }, 'Outbox maintenance failed; retrying next interval');
-      return null;
+  maintain(): Promise<{ released: number; purged: number } | null> {
+    return this.maintenance.runNow();
+  }
+
+  private async maintainLeased(): Promise<{ released: number; purged: number }> {
+    const released = await this.outbox.releaseExpiredClaims();
+    const purged = await this.outbox.purgeSent(this.config.get('NOTIFY_RETENTION_HOURS'));
+    if (released > 0) {
+      this.logger.warn({ released }, 'Released outbox claims of a dispatcher that stopped');
+      this.wake();
     }
+    return { released, purged };
   }
 }

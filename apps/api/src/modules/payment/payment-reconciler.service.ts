@@ -4,8 +4,8 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { LockProvider } from '@app/lock';
+import { IntervalJob } from '../../common/jobs/interval-job';
 import { IdempotencyRepository } from '../../common/idempotency/idempotency.repository';
 import { AppConfigService } from '../../config/app-config.service';
 import { PaymentGateway } from './gateway/payment-gateway';
@@ -29,50 +29,45 @@ const BATCH_SIZE = 50;
 @Injectable()
 export class PaymentReconcilerService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(PaymentReconcilerService.name);
-  private running = false;
+  private readonly job: IntervalJob<number>;
 
   constructor(
     private readonly payments: PaymentRepository,
     private readonly workflow: PaymentWorkflowService,
     private readonly gateway: PaymentGateway,
     private readonly idempotency: IdempotencyRepository,
-    private readonly lock: LockProvider,
+    lock: LockProvider,
     private readonly metrics: PaymentMetrics,
     private readonly config: AppConfigService,
-    private readonly scheduler: SchedulerRegistry,
-  ) {}
+  ) {
+    const intervalMs = config.get('RECONCILE_INTERVAL_MS');
+    this.job = new IntervalJob(lock, this.logger, {
+      name: 'Payment reconciliation',
+      intervalMs,
+      lease: { key: JOB_KEY, ttlMs: Math.max(intervalMs * 3, 10_000) },
+      run: (signal) => this.runLeased(signal),
+    });
+  }
 
   onApplicationBootstrap(): void {
-    const interval = setInterval(() => void this.run(), this.config.get('RECONCILE_INTERVAL_MS'));
-    this.scheduler.addInterval(PaymentReconcilerService.name, interval);
+    this.job.start();
   }
 
   onModuleDestroy(): void {
-    if (this.scheduler.doesExist('interval', PaymentReconcilerService.name)) {
-      this.scheduler.deleteInterval(PaymentReconcilerService.name);
-    }
+    this.job.stop();
   }
 
-  /** One pass; answers how many payment steps it finished (null if another instance had the job). */
-  async run(): Promise<number | null> {
-    if (this.running) return null;
-    this.running = true;
+  /** One pass; answers how many payment steps it finished (null if it did not run: see IntervalJob). */
+  run(): Promise<number | null> {
+    return this.job.runNow();
+  }
+
+  private async runLeased(signal?: AbortSignal): Promise<number> {
     // A step younger than the gateway's whole budget may still be running in a request.
     const graceMs = this.config.get('GATEWAY_TIMEOUT_MS') + 1000;
-    const job = async (signal?: AbortSignal): Promise<number> => {
-      const finished = await this.reconcile(graceMs, signal);
-      await this.idempotency.purgeExpired();
-      return finished;
-    };
-    try {
-      const ttlMs = Math.max(this.config.get('RECONCILE_INTERVAL_MS') * 3, 10_000);
-      return await this.lock.usingOrAlone(JOB_KEY, { ttlMs }, job, () => null);
-    } catch (error) {
-      this.logger.error({ err: error }, 'Payment reconciliation failed; retrying next interval');
-      return null;
-    } finally {
-      this.running = false;
-    }
+    const finished = await this.reconcile(graceMs, signal);
+    await this.idempotency.purgeExpired();
+    return finished;
   }
 
   /**

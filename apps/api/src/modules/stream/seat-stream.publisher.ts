@@ -5,6 +5,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { LockProvider } from '@app/lock';
+import { IntervalJob } from '../../common/jobs/interval-job';
 import { AppConfigService } from '../../config/app-config.service';
 import { SeatStreamBus } from './seat-stream.bus';
 import { SeatStreamRepository } from './seat-stream.repository';
@@ -22,7 +23,7 @@ const BATCH = 500;
 @Injectable()
 export class SeatStreamPublisher implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(SeatStreamPublisher.name);
-  private timer: NodeJS.Timeout | null = null;
+  private readonly job: IntervalJob<number>;
   private watched = false;
   private lastDrain = 0;
   private stopped = false;
@@ -30,17 +31,29 @@ export class SeatStreamPublisher implements OnApplicationBootstrap, OnModuleDest
   constructor(
     private readonly repository: SeatStreamRepository,
     private readonly bus: SeatStreamBus,
-    private readonly lock: LockProvider,
+    lock: LockProvider,
     private readonly config: AppConfigService,
-  ) {}
+  ) {
+    this.job = new IntervalJob(lock, this.logger, {
+      name: 'Seat stream drain',
+      intervalMs: config.get('STREAM_POLL_MS'),
+      lease: { key: JOB_KEY, ttlMs: 5000 },
+      due: () => this.due(),
+      run: (signal) => this.drain(signal),
+      // A drain that took long found a backlog; the next one waits a whole interval after it.
+      fixedDelay: true,
+      // Every STREAM_POLL_MS while PostgreSQL is away: a warning, as subscribers resync anyway.
+      failureLevel: 'warn',
+    });
+  }
 
   onApplicationBootstrap(): void {
-    this.schedule();
+    this.job.start();
   }
 
   onModuleDestroy(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.job.stop();
   }
 
   /** Whether this instance has subscribers (then it looks often). */
@@ -64,27 +77,11 @@ export class SeatStreamPublisher implements OnApplicationBootstrap, OnModuleDest
     }
   }
 
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), this.config.get('STREAM_POLL_MS'));
-  }
-
-  private async tick(): Promise<void> {
-    try {
-      const idle = Date.now() - this.lastDrain >= this.config.get('STREAM_IDLE_DRAIN_MS');
-      if (this.watched || idle) {
-        this.lastDrain = Date.now();
-        await this.lock.usingOrAlone(
-          JOB_KEY,
-          { ttlMs: 5000 },
-          (signal) => this.drain(signal),
-          () => 0,
-        );
-      }
-    } catch (error) {
-      this.logger.warn({ err: error }, 'Seat stream drain failed; retrying');
-    } finally {
-      this.schedule();
-    }
+  /** Whether this tick drains: always with subscribers, else once per STREAM_IDLE_DRAIN_MS. */
+  private due(): boolean {
+    const idle = Date.now() - this.lastDrain >= this.config.get('STREAM_IDLE_DRAIN_MS');
+    if (!this.watched && !idle) return false;
+    this.lastDrain = Date.now();
+    return true;
   }
 }

@@ -1,0 +1,174 @@
+import type { LockProvider } from '@app/lock';
+import { IntervalJob, type IntervalJobOptions } from './interval-job';
+
+type UsingOrAlone = LockProvider['usingOrAlone'];
+
+/** A lock that grants every lease (or, when `busy`, none), recording what was asked of it. */
+function fakeLock(busy = false): { usingOrAlone: jest.Mock; signal: AbortSignal } {
+  const signal = new AbortController().signal;
+  const usingOrAlone = jest.fn((...[, , work, onBusy]: Parameters<UsingOrAlone>) =>
+    busy ? Promise.resolve(onBusy()) : work(signal),
+  );
+  return { usingOrAlone, signal };
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+describe('IntervalJob', () => {
+  const logger = { error: jest.fn(), warn: jest.fn() };
+  let job: IntervalJob<number> | undefined;
+
+  function makeJob(
+    lock: ReturnType<typeof fakeLock>,
+    options: Partial<IntervalJobOptions<number>> & Pick<IntervalJobOptions<number>, 'run'>,
+  ): IntervalJob<number> {
+    job = new IntervalJob(lock, logger, {
+      name: 'Test job',
+      intervalMs: 1000,
+      lease: { key: 'job:test', ttlMs: 5000 },
+      ...options,
+    });
+    return job;
+  }
+
+  beforeEach(() => {
+    jest.useFakeTimers();
+    logger.error.mockReset();
+    logger.warn.mockReset();
+  });
+
+  afterEach(() => {
+    job?.stop();
+    jest.useRealTimers();
+  });
+
+  it('runs every interval under the job lease, handing the work its signal', async () => {
+    const lock = fakeLock();
+    const run = jest.fn((signal?: AbortSignal) => Promise.resolve(signal ? 1 : 0));
+    makeJob(lock, { run }).start();
+
+    await jest.advanceTimersByTimeAsync(999);
+    expect(run).not.toHaveBeenCalled();
+    await jest.advanceTimersByTimeAsync(2001);
+    expect(run).toHaveBeenCalledTimes(3);
+    expect(run).toHaveBeenCalledWith(lock.signal);
+    expect(lock.usingOrAlone).toHaveBeenCalledTimes(3);
+    expect(lock.usingOrAlone).toHaveBeenCalledWith(
+      'job:test',
+      { ttlMs: 5000 },
+      run,
+      expect.any(Function),
+    );
+  });
+
+  it('answers null and skips the work when another instance holds the lease', async () => {
+    const run = jest.fn(() => Promise.resolve(7));
+    expect(await makeJob(fakeLock(true), { run }).runNow()).toBeNull();
+    expect(run).not.toHaveBeenCalled();
+    expect(await makeJob(fakeLock(), { run }).runNow()).toBe(7);
+  });
+
+  it('skips ticks while the previous run is still going', async () => {
+    const gate = deferred();
+    const run = jest.fn(async () => {
+      await gate.promise;
+      return 1;
+    });
+    const subject = makeJob(fakeLock(), { run });
+    subject.start();
+
+    await jest.advanceTimersByTimeAsync(3500);
+    expect(run).toHaveBeenCalledTimes(1);
+    expect(await subject.runNow()).toBeNull();
+    expect(run).toHaveBeenCalledTimes(1);
+
+    gate.resolve();
+    await jest.advanceTimersByTimeAsync(500);
+    expect(run).toHaveBeenCalledTimes(2);
+  });
+
+  it('logs a failure with the job name and runs again on the next tick', async () => {
+    const error = new Error('database away');
+    const run = jest.fn().mockRejectedValueOnce(error).mockResolvedValue(2);
+    const subject = makeJob(fakeLock(), { run });
+    subject.start();
+
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(logger.error).toHaveBeenCalledWith(
+      { err: error, job: 'Test job' },
+      'Test job failed; retrying next interval',
+    );
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(run).toHaveBeenCalledTimes(2);
+    expect(await subject.runNow()).toBe(2);
+    expect(logger.error).toHaveBeenCalledTimes(1);
+  });
+
+  it('logs a failure as a warning when asked to', async () => {
+    const run = jest.fn().mockRejectedValue(new Error('database away'));
+    expect(await makeJob(fakeLock(), { run, failureLevel: 'warn' }).runNow()).toBeNull();
+    expect(logger.warn).toHaveBeenCalledWith(
+      expect.objectContaining({ job: 'Test job' }),
+      'Test job failed; retrying next interval',
+    );
+    expect(logger.error).not.toHaveBeenCalled();
+  });
+
+  it('stops ticking once stopped, and can start again', async () => {
+    const run = jest.fn(() => Promise.resolve(1));
+    const subject = makeJob(fakeLock(), { run });
+    subject.start();
+    await jest.advanceTimersByTimeAsync(1000);
+    subject.stop();
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(run).toHaveBeenCalledTimes(1);
+
+    subject.start();
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(run).toHaveBeenCalledTimes(2);
+  });
+
+  it('does local work before the lease, and nothing at all when the job is not due', async () => {
+    const lock = fakeLock();
+    const order: string[] = [];
+    let due = false;
+    const local = jest.fn(() => {
+      order.push('local');
+      return Promise.resolve();
+    });
+    lock.usingOrAlone.mockImplementation((...[, , work]: Parameters<UsingOrAlone>) => {
+      order.push('lease');
+      return work();
+    });
+    const subject = makeJob(lock, { run: () => Promise.resolve(1), local, due: () => due });
+
+    expect(await subject.runNow()).toBeNull();
+    expect(order).toEqual([]);
+    due = true;
+    expect(await subject.runNow()).toBe(1);
+    expect(order).toEqual(['local', 'lease']);
+  });
+
+  it('with fixedDelay, counts the interval from the end of the previous run', async () => {
+    const gate = deferred();
+    const run = jest.fn().mockImplementationOnce(async () => {
+      await gate.promise;
+      return 1;
+    });
+    run.mockResolvedValue(1);
+    makeJob(fakeLock(), { run, fixedDelay: true }).start();
+
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(run).toHaveBeenCalledTimes(1);
+    await jest.advanceTimersByTimeAsync(2500); // the run takes 2.5 intervals
+    gate.resolve();
+    await jest.advanceTimersByTimeAsync(999);
+    expect(run).toHaveBeenCalledTimes(1);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(run).toHaveBeenCalledTimes(2);
+  });
+});
