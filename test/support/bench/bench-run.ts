@@ -71,6 +71,8 @@ export class BenchRun {
   readonly children: ChildProcesses;
   /** Random per run: the APIs this run starts accept it. */
   readonly adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
+  /** Set once the run stops its children: what would start one again must not. */
+  stopping = false;
   private readonly resources: Resource[] = [];
 
   constructor(
@@ -107,15 +109,19 @@ export class BenchRun {
 
   /** The children first (they use the rest), then every resource, newest first. */
   async stopAll(): Promise<void> {
+    this.stopping = true;
     await this.children.stopAll();
-    for (const resource of this.resources.splice(0).reverse()) {
-      await withTimeout(resource.stop(), 15_000, 'stopping').catch((error: Error) =>
-        this.log(error.message),
+    // One that does not stop stays listed: killAll (at exit) kills it.
+    for (const resource of [...this.resources].reverse()) {
+      await withTimeout(resource.stop(), 15_000, 'stopping').then(
+        () => this.resources.splice(this.resources.indexOf(resource), 1),
+        (error: Error) => this.log(error.message),
       );
     }
   }
 
   killAll(): void {
+    this.stopping = true;
     this.children.killAll();
     for (const resource of this.resources.splice(0).reverse()) {
       try {
