@@ -59,7 +59,7 @@ import {
 import { reportSections } from './flash/flash-report';
 import { runScenario } from './flash/flash-scenario';
 import { ApiHolder, createGaEvent } from './flash/flash-stack';
-import { type Measured, summarize } from './flash/flash-summary';
+import { summarize } from './flash/flash-summary';
 
 /** Customers registered (not measured), and one unit held on a warm-up event. */
 async function prepare(api: string, options: Options) {
@@ -81,7 +81,7 @@ async function prepare(api: string, options: Options) {
 }
 
 /** The scenarios on the API, then the ceilings with the API stopped. */
-async function measure(options: Options): Promise<Measured> {
+export async function measure(options: Options) {
   const benchUrl = await run.freshDatabase(DATABASE);
   // Never a shared Redis: the variants flush and stop it, and INFO commandstats counts this API alone.
   const redis: RedisServer = await run.privateRedis();

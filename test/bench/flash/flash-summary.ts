@@ -6,12 +6,11 @@ import {
   type WaveCheck,
   type WaveSummary,
 } from './flash-checks';
-import type { ClaimRun, RedisCeiling } from './flash-ceilings';
+import type { ClaimRun } from './flash-ceilings';
+import type { measure } from '../flash.bench';
 import { type Options, SOLD_OUT } from './flash-options';
 import type { ScenarioRaw } from './flash-scenario';
-import type { ApiCrash } from './flash-stack';
 import type { WaveRaw } from './flash-wave';
-import type { LoadResult } from '../../support/bench/load';
 
 /* A scenario's and the run's summary: the waves checked, what failed, what is odd. */
 
@@ -217,15 +216,8 @@ function summarizeScenario(options: Options, raw: ScenarioRaw, ceilings: Ceiling
   return { ok: failures.length === 0, summary, details, anomalies, failures };
 }
 
-export interface Measured {
-  registrationMs: number | null;
-  scenarios: ScenarioRaw[];
-  live: LoadResult | null;
-  peakRssMB: number | null;
-  apiCrashes: ApiCrash[];
-  unitClaims: { runs: ClaimRun[]; skipped: string | null };
-  redisCeiling: RedisCeiling;
-}
+/** What measure() answers: the scenarios, the ceilings, the API's crashes and peak memory. */
+export type Measured = Awaited<ReturnType<typeof measure>>;
 
 /** The ceilings of the report: the best unit claim, /health/live, raw DECRBY. */
 function ceilingSummary(m: Measured) {
