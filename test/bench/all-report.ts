@@ -3,7 +3,13 @@ import { bestCeiling } from './holds-windows';
 import type { ProfileSummary } from '../support/bench/cpu-profile';
 import type { CpuReport } from '../support/bench/proc-stats';
 import { ratio } from '../support/bench/stats';
-import { fmt, renderTable, type TableRow } from '../support/bench/table';
+import {
+  fmt,
+  perSecond,
+  printReport,
+  type ReportSection,
+  type TableRow,
+} from '../support/bench/report';
 
 /* The suite's report: figures, ceilings, goals (issue 11's targets), anomalies; table and JSON. */
 
@@ -53,9 +59,6 @@ function goal(
     status: met === null ? 'n/a' : met ? 'MET' : 'MISSED',
   };
 }
-
-const perSecond = (value: number | null | undefined) =>
-  value === null || value === undefined ? '-' : `${fmt(value)}/s`;
 
 function httpFigures(http: HttpPart) {
   const w = http.windows;
@@ -168,116 +171,127 @@ export function buildReport(result: SuiteResult) {
   return { json, missedWindows, goals, rows: rows(json.figures, http, goals) };
 }
 
-function rows(f: any, http: ReturnType<typeof httpFigures> | null, goals: Goal[]): TableRow[] {
-  const g = (i: number) => `${goals[i].target} ${goals[i].status}`;
-  const out: TableRow[] = [];
-  if (f.stampede) {
-    const on = f.stampede.lockOn;
-    const off = f.stampede.lockOff;
-    out.push({
-      figure: `stampede: ${fmt(f.stampede.contenders)} holds on one seat`,
+/** The child benchmarks' summaries, as their JSON gave them. */
+type Figures = Record<string, any>;
+type Mark = (i: number) => string;
+
+function stampedeRows(f: any, g: Mark): TableRow[] {
+  const on = f.lockOn;
+  const off = f.lockOff;
+  return [
+    {
+      figure: `stampede: ${fmt(f.contenders)} holds on one seat`,
       measured: 'lock on',
       ceiling: 'LOCK_MODE=off',
-    });
-    out.push({
+    },
+    {
       figure: '  winners / 409s',
       measured: `${on?.winners} / ${on?.conflicts}`,
       ceiling: `${off?.winners} / ${off?.conflicts}`,
-    });
-    out.push({
+    },
+    {
       figure: '  PostgreSQL statements on the wire',
       measured: fmt(on?.statements),
       ceiling: fmt(off?.statements),
-    });
-    out.push({
+    },
+    {
       figure: '  latency p50 / p99 ms',
       measured: `${fmt(on?.p50Ms, 1)} / ${fmt(on?.p99Ms, 1)}`,
       ceiling: `${fmt(off?.p50Ms, 1)} / ${fmt(off?.p99Ms, 1)}`,
-    });
-    out.push({
+    },
+    {
       figure: '  answered without PostgreSQL',
       measured: `${fmt((on?.answeredWithoutPostgres ?? 0) * 100, 1)} %`,
       goal: g(0),
-    });
-    out.push({ figure: '-' });
-  }
-  if (http) {
-    const h = http.holds;
-    out.push({
+    },
+    { figure: '-' },
+  ];
+}
+
+function httpRows(http: ReturnType<typeof httpFigures>, g: Mark): TableRow[] {
+  const h = http.holds;
+  return [
+    {
       figure: 'holds/s (64 conn.) vs pgbench one-statement hold (physical limit)',
       measured: perSecond(h.perSecond),
       ceiling: `${perSecond(h.minimalCeiling?.tps)} (${h.minimalCeiling?.clients} cl.)`,
       ratio: h.vsMinimal,
       goal: g(2),
-    });
-    out.push({
+    },
+    {
       figure: '  vs pgbench own-SQL replay (our seatlock_hold call)',
       ceiling: `${perSecond(h.ownSqlCeiling?.tps)} (${h.ownSqlCeiling?.clients} cl.)`,
       ratio: h.vsOwnSql,
-    });
-    for (const run of http.ceilings)
-      out.push({
-        figure: `    pgbench ${run.script}, ${run.clients} clients`,
-        ceiling: perSecond(run.tps),
-      });
-    out.push({
+    },
+    ...http.ceilings.map((run) => ({
+      figure: `    pgbench ${run.script}, ${run.clients} clients`,
+      ceiling: perSecond(run.tps),
+    })),
+    {
       figure: '  hold latency p50 / p99 ms',
       measured: `${fmt(h.latencyMs?.p50, 1)} / ${fmt(h.latencyMs?.p99, 1)}`,
-    });
-    for (const w of http.statementsPerHold) {
-      out.push({
-        figure: `  PostgreSQL statements / round trips per hold (wire, fan-out incl.), ${w.concurrency === 1 ? 'isolated' : `${w.concurrency} at a time`}`,
-        measured: `${fmt(w.statements, 1)} / ${fmt(w.roundTrips, 1)}`,
-        goal: w.concurrency === 1 ? g(1) : undefined,
-      });
-    }
-    out.push({
+    },
+    ...http.statementsPerHold.map((w) => ({
+      figure: `  PostgreSQL statements / round trips per hold (wire, fan-out incl.), ${w.concurrency === 1 ? 'isolated' : `${w.concurrency} at a time`}`,
+      measured: `${fmt(w.statements, 1)} / ${fmt(w.roundTrips, 1)}`,
+      goal: w.concurrency === 1 ? g(1) : undefined,
+    })),
+    {
       figure: '409 path req/s vs /health/live',
       measured: perSecond(http.conflicts.perSecond),
       ceiling: perSecond(http.conflicts.live),
       ratio: http.conflicts.vsLive,
       goal: g(3),
-    });
-    out.push({
+    },
+    {
       figure: 'availability GET /events/{id}/seats (1,000 seats) vs /health/live',
       measured: perSecond(http.availability.perSecond),
       ceiling: perSecond(http.availability.live),
       ratio: http.availability.vsLive,
-    });
-    out.push({ figure: '-' });
-  }
-  if (f.flow) {
-    out.push({
+    },
+    { figure: '-' },
+  ];
+}
+
+function flowRows(flow: any, g: Mark): TableRow[] {
+  return [
+    {
       figure: 'hold -> pay -> confirm bookings/s vs pgbench minimal flow SQL',
-      measured: perSecond(f.flow.bookingsPerSecond),
-      ceiling: perSecond(f.flow.minimalCeiling?.tps),
-      ratio: f.flow.vsMinimal,
+      measured: perSecond(flow.bookingsPerSecond),
+      ceiling: perSecond(flow.minimalCeiling?.tps),
+      ratio: flow.vsMinimal,
       goal: g(5),
-    });
-    out.push({
+    },
+    {
       figure: '  vs pgbench own-SQL replay',
-      ceiling: perSecond(f.flow.ownSqlCeiling?.tps),
-      ratio: f.flow.vsOwnSql,
-    });
-    out.push({
+      ceiling: perSecond(flow.ownSqlCeiling?.tps),
+      ratio: flow.vsOwnSql,
+    },
+    {
       figure: '  PostgreSQL transactions / statements per booking',
-      measured: `${fmt(f.flow.transactionsPerBooking, 1)} / ${fmt(f.flow.statementsPerBooking, 1)}`,
+      measured: `${fmt(flow.transactionsPerBooking, 1)} / ${fmt(flow.statementsPerBooking, 1)}`,
       goal: g(4),
-    });
-  }
+    },
+  ];
+}
+
+function notifyAndLockRows(f: Figures, g: Mark): TableRow[] {
+  const out: TableRow[] = [];
   if (f.notify) {
-    out.push({
-      figure: 'outbox -> webhook messages/s vs HTTP-only ceiling',
-      measured: perSecond(f.notify.messagesPerSecond),
-      ceiling: perSecond(f.notify.httpCeiling),
-      ratio: f.notify.vsHttp,
-      goal: g(6),
-    });
-    out.push({
-      figure: '  vs pgbench minimal per-message SQL',
-      ceiling: perSecond(f.notify.minimalSqlCeiling),
-      ratio: f.notify.vsMinimalSql,
-    });
+    out.push(
+      {
+        figure: 'outbox -> webhook messages/s vs HTTP-only ceiling',
+        measured: perSecond(f.notify.messagesPerSecond),
+        ceiling: perSecond(f.notify.httpCeiling),
+        ratio: f.notify.vsHttp,
+        goal: g(6),
+      },
+      {
+        figure: '  vs pgbench minimal per-message SQL',
+        ceiling: perSecond(f.notify.minimalSqlCeiling),
+        ratio: f.notify.vsMinimalSql,
+      },
+    );
   }
   if (f.lock) {
     out.push({
@@ -288,28 +302,42 @@ function rows(f: any, http: ReturnType<typeof httpFigures> | null, goals: Goal[]
       goal: g(7),
     });
   }
-  out.push({ figure: '-' });
-  out.push({ figure: 'API peak RSS (VmHWM) MB', measured: fmt(goals[8].measured, 1), goal: g(8) });
   return out;
 }
 
-export function printReport(report: ReturnType<typeof buildReport>, result: SuiteResult): void {
-  const lines = [renderTable(report.rows)];
-  for (const g of report.goals)
-    lines.push(`${g.status.padEnd(7)} ${g.goal}: ${g.measured ?? '-'} (goal ${g.target})`);
-  for (const note of report.json.anomalies) lines.push(`! ${note}`);
+function rows(f: Figures, http: ReturnType<typeof httpFigures> | null, goals: Goal[]): TableRow[] {
+  const g: Mark = (i) => `${goals[i].target} ${goals[i].status}`;
+  return [
+    ...(f.stampede ? stampedeRows(f.stampede, g) : []),
+    ...(http ? httpRows(http, g) : []),
+    ...(f.flow ? flowRows(f.flow, g) : []),
+    ...notifyAndLockRows(f, g),
+    { figure: '-' },
+    { figure: 'API peak RSS (VmHWM) MB', measured: fmt(goals[8].measured, 1), goal: g(8) },
+  ];
+}
+
+/** The table, the goals, the anomalies, the profiles; the JSON when asked. */
+export function printSuiteReport(
+  report: ReturnType<typeof buildReport>,
+  result: SuiteResult,
+  json: boolean,
+): void {
+  const lines = report.goals.map(
+    (g) => `${g.status.padEnd(7)} ${g.goal}: ${g.measured ?? '-'} (goal ${g.target})`,
+  );
+  const section: ReportSection = { rows: report.rows, lines, notes: report.json.anomalies };
+  const profiles: string[] = [];
   for (const [name, profile] of Object.entries(result.profiles)) {
     if ('error' in profile) {
-      lines.push(`profile ${name}: ${profile.error}`);
+      profiles.push(`profile ${name}: ${profile.error}`);
       continue;
     }
-    lines.push(
+    profiles.push(
       `profile ${name} (${profile.file}): busy ${profile.busyMs} ms, idle ${profile.idlePct} %`,
     );
-    for (const area of profile.topAreas)
-      lines.push(`  ${String(area.pctOfBusy).padStart(5)} %  ${area.name}`);
-    for (const fn of profile.topFunctions.slice(0, 8))
-      lines.push(`  ${String(fn.pctOfBusy).padStart(5)} %  ${fn.name}`);
+    for (const item of [...profile.topAreas, ...profile.topFunctions.slice(0, 8)])
+      profiles.push(`  ${String(item.pctOfBusy).padStart(5)} %  ${item.name}`);
   }
-  process.stdout.write(`${lines.join('\n')}\n`);
+  printReport([section, { lines: profiles }], json ? report.json : undefined);
 }

@@ -14,22 +14,19 @@ import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { API_MAIN, type Child, ChildProcesses } from '../support/bench/child-processes';
-import { databaseUrl, recreateDatabase } from '../support/bench/bench-postgres';
+import { BenchRun } from '../support/bench/bench-run';
+import { API_MAIN, type Child } from '../support/bench/child-processes';
+import { benchDatabaseName, databaseUrl, recreateDatabase } from '../support/bench/bench-postgres';
 import {
   BenchError,
   listOption,
-  logger,
   numberOption,
   parseBenchArgs,
-  runBenchmarkMain,
   withTimeout,
 } from '../support/bench/cli';
 import { summarizeProfile, type ProfileSummary } from '../support/bench/cpu-profile';
 import { commandLine, CpuSampler, descendantPids, memoryStatus } from '../support/bench/proc-stats';
 import { round } from '../support/bench/stats';
-import { printJson } from '../support/bench/table';
-import { RedisServer } from '../support/redis-server';
 import {
   holdCeilings,
   type HttpOptions,
@@ -43,11 +40,12 @@ import {
   type WindowName,
   wireCostPerHold,
 } from './holds-windows';
-import { buildReport, type HttpPart, printReport, type SuiteResult } from './all-report';
+import { buildReport, type HttpPart, printSuiteReport, type SuiteResult } from './all-report';
 
 const PARTS = ['stampede', 'http', 'flow', 'notify', 'lock'] as const;
 type Part = (typeof PARTS)[number];
-const PREFIX = 'seatlock_bench_all';
+/** With BENCH_DATABASE_PREFIX set, parallel suites (one per worktree) use databases apart. */
+const PREFIX = benchDatabaseName('seatlock_bench_all');
 const BUSY_CORES = 0.25;
 
 const USAGE = `Usage: npm run bench -- [options]
@@ -63,8 +61,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --profile LIST     also profile these HTTP windows: ${WINDOWS.join(',')}
   --profile-dir DIR  where .cpuprofile files go (default: a temporary directory)`;
 
-const log = logger('all');
-const children = new ChildProcesses(log);
+const run = new BenchRun('all', 15_000);
+const { log, children } = run;
 
 function options() {
   const v = parseBenchArgs(
@@ -253,7 +251,7 @@ async function profileWindow(name: WindowName, state: HttpState, http: HttpOptio
 
 async function main(): Promise<number> {
   const o = options();
-  const redis = await RedisServer.start();
+  const redis = await run.privateRedis();
   const rss = new RssWatcher();
   const result: SuiteResult = {
     options: o,
@@ -298,13 +296,11 @@ async function main(): Promise<number> {
     }
     rss.stop();
     const final = buildReport(result);
-    printReport(final, result);
-    if (o.json) printJson(final.json);
+    printSuiteReport(final, result, o.json);
     return final.json.ok ? 0 : 1;
   } finally {
     rss.stop();
-    await redis.stop();
   }
 }
 
-runBenchmarkMain({ benchmark: 'all', main, children, totalMs: 90 * 60_000 });
+run.main(main, 90 * 60_000);

@@ -15,14 +15,14 @@ import { withClient } from '../support/bench/bench-postgres';
 import { apiNodeOptions } from '../support/bench/child-processes';
 import * as cli from '../support/bench/cli';
 import { mapLimit } from '../support/bench/stats';
-import { printJson } from '../support/bench/table';
+import { printReport } from '../support/bench/report';
 import { snapshotDist } from '../support/dist-snapshot';
 import { OutboundWebhookReceiver } from '../support/outbound-webhook-receiver';
 import { PrivatePostgres } from '../support/private-postgres';
 import { freePort, RedisServer } from '../support/redis-server';
 import { RoundRobinProxy } from '../support/round-robin-proxy';
 import { checkAll, exitLines } from './chaos-checks';
-import { cleanup, clock, envOf, log, Supervised, track } from './chaos-cluster';
+import { clock, envOf, log, run, Supervised } from './chaos-cluster';
 import { bump, GATEWAY_SLOW_MS, HOLD_TTL_SECONDS, Load, schedule, Traffic } from './chaos-load';
 
 const [API_DB, GATEWAY_DB] = ['seatlock_chaos', 'seatlock_chaos_gateway'];
@@ -62,20 +62,20 @@ function readOptions() {
 /** PostgreSQL, Redis, the proxy, the receiver, the gateway and the API instances, all ready. */
 async function startWorld() {
   const { files: built, remove } = await snapshotDist(BUILT, log);
-  track({ stop: async () => remove(), killSync: remove });
+  run.track({ stop: async () => remove(), killSync: remove });
   log('private PostgreSQL cluster (initdb)');
-  const pg = track(await PrivatePostgres.start(['max_connections=200', 'shared_buffers=64MB']));
+  const pg = run.track(await PrivatePostgres.start(['max_connections=200', 'shared_buffers=64MB']));
   await withClient(pg.url('postgres'), async (client) => {
     for (const db of [API_DB, GATEWAY_DB]) await client.query(`CREATE DATABASE ${db}`);
   });
   log(`PostgreSQL on ${pg.port}; ${REDIS_NODES} redis-server nodes`);
   const redis: RedisServer[] = [];
-  for (let i = 0; i < REDIS_NODES; i += 1) redis.push(track(await RedisServer.start()));
+  for (let i = 0; i < REDIS_NODES; i += 1) redis.push(run.track(await RedisServer.start()));
   const ports = await Promise.all(Array.from({ length: INSTANCES + 1 }, () => freePort()));
-  const proxy = track(await RoundRobinProxy.start(ports.slice(1), 30_000));
+  const proxy = run.track(await RoundRobinProxy.start(ports.slice(1), 30_000));
   const receiver = await OutboundWebhookReceiver.start();
   receiver.respond = () => (Math.random() < 0.05 ? 503 : 200); // so that the retries run too
-  track({ stop: () => receiver.close() });
+  run.track({ stop: () => receiver.close() });
   const hex = (): string => randomBytes(16).toString('hex');
   const [adminToken, secret] = [`chaos-admin-${hex()}`, `whsec_chaos_${hex()}`];
   const app = (name: string, entry: string, port: number, env: string, options: string[] = []) =>
@@ -134,7 +134,7 @@ async function setUp(world: Awaited<ReturnType<typeof startWorld>>, traffic: Tra
   return { events, endpoints, tokens: await mapLimit([...Array(n).keys()], 8, customer) };
 }
 
-async function run(options: Options) {
+async function chaos(options: Options) {
   const wallStart = Date.now();
   const world = await startWorld();
   const { apis, proxy, gateway, pg } = world;
@@ -180,7 +180,7 @@ async function run(options: Options) {
   };
 }
 
-type Report = Awaited<ReturnType<typeof run>>;
+type Report = Awaited<ReturnType<typeof chaos>>;
 
 /** `{a: 1, b: {c: 2}}` as "a: 1, b: c: 2", the keys sorted. */
 function flat(value: unknown): string {
@@ -189,7 +189,8 @@ function flat(value: unknown): string {
   return entries.map(([k, v]) => `${k}: ${flat(v)}`).join(', ') || '-';
 }
 
-function printReport(r: Report): void {
+/** The report's lines: the faults, the requests, the rows, the checks, the verdict. */
+function reportLines(r: Report): string[] {
   const rule = '-'.repeat(100);
   const rows = (entries: Record<string, unknown>): string[] =>
     Object.entries(entries).map(([name, value]) => `  ${name.padEnd(34)} ${flat(value)}`);
@@ -197,7 +198,7 @@ function printReport(r: Report): void {
     `${at.toFixed(1)}-${(until ?? at).toFixed(1)} s`.padEnd(14);
   const { violations, attempts, ...ledger } = r.ledger;
   const setting = `${INSTANCES} API instances, LOCK_MODE=redlock over ${REDIS_NODES} Redis nodes`;
-  const lines = [
+  return [
     `\nChaos run (${r.chaos}): ${r.customers} customers, ${r.durationSeconds} s of load, ${setting}, hold TTL ${HOLD_TTL_SECONDS} s`,
     ...[rule, '  Faults injected (seconds from the start of the load)'],
     ...r.faults.map((f) => `  ${span(f)} ${f.kind.padEnd(13)} ${f.detail}`),
@@ -229,22 +230,17 @@ function printReport(r: Report): void {
     ...[rule, `  wall time ${r.wallSeconds} s`],
     r.ok ? 'chaos: PASS (0 violations)' : `chaos: FAIL (${r.violations.length} violations)`,
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 async function main(options: Options): Promise<number> {
   let report: Report;
   try {
-    report = await run(options);
+    report = await chaos(options);
   } catch (error) {
     process.stdout.write('chaos: ERROR (the run did not complete)\n');
     throw error;
-  } finally {
-    log('stopping every child, PostgreSQL and Redis; removing the temp dirs');
-    await cli.withTimeout(cleanup.stopAll(), 60_000, 'clean-up').catch(() => cleanup.killAll());
   }
-  printReport(report);
-  if (options.json) printJson(report);
+  printReport({ lines: reportLines(report) }, options.json ? report : undefined);
   return report.ok ? 0 : 1;
 }
 
@@ -256,6 +252,6 @@ try {
   process.exitCode = 2;
 }
 if (options) {
-  const [chaos, totalMs] = [options, (options.duration + options.settle + 240) * 1000];
-  cli.runBenchmarkMain({ benchmark: 'chaos', main: () => main(chaos), children: cleanup, totalMs });
+  const [given, totalMs] = [options, (options.duration + options.settle + 240) * 1000];
+  run.main(() => main(given), totalMs);
 }
