@@ -12,25 +12,23 @@
  * Uses DATABASE_URL's server and REDIS_URL, both on this machine. See docs/benchmarks.md.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
-import { PgCountingProxy } from '../support/pg-counting-proxy';
-import { freePort } from '../support/redis-server';
+import type { Agent } from 'undici';
 import * as http from '../support/bench/bench-http';
 import * as pg from '../support/bench/bench-postgres';
-import * as proc from '../support/bench/child-processes';
+import { BenchRun, HOUR_MS } from '../support/bench/bench-run';
+import { holdMetrics } from '../support/bench/bench-state';
 import * as cli from '../support/bench/cli';
-import { latencySummary, round, subtract } from '../support/bench/stats';
-import { fmt, printJson, renderTable, type TableRow } from '../support/bench/table';
+import { fmt, printReport, type TableRow } from '../support/bench/report';
+import { round, subtract } from '../support/bench/stats';
+import { fireWave, tallyShots, waveAgent } from '../support/bench/wave';
 
 const SEAT = 'A1';
 const MODES = { lockOn: 'redis', lockOff: 'off' } as const;
 type ModeKey = keyof typeof MODES;
 const MODE_KEYS = Object.keys(MODES) as ModeKey[];
 const BURST_TIMEOUT_MS = 120_000;
-const log = cli.logger('stampede');
-const children = new proc.ChildProcesses(log, 10_000);
+const run = new BenchRun('stampede');
 
 const USAGE = `Usage: npm run bench:stampede -- [--contenders N] [--cold] [--json]
 
@@ -52,79 +50,15 @@ export interface ModeSummary {
 }
 
 type ModeReport = { summary: ModeSummary; details: Record<string, unknown>; anomalies: string[] };
-type Shot = { status: string; ms: number; text: string };
 
-const REDIS_CONFLICTS = { outcome: 'conflict_redis' };
-type HoldMetrics = Record<'conflictRedis' | 'fallbacks', number>;
-
-async function holdMetrics(api: string): Promise<HoldMetrics> {
-  return {
-    conflictRedis: await http.metricValue(api, 'seatlock_holds_total', REDIS_CONFLICTS),
-    fallbacks: await http.metricValue(api, 'seatlock_hold_fallbacks_total'),
-  };
-}
-
-async function startApi(lockMode: string, databaseUrl: string, adminToken: string) {
-  const port = await freePort();
-  const env = proc.benchApiEnv({
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: pg.localRedisUrl(),
-    PORT: String(port),
-    LOCK_MODE: lockMode,
-    ADMIN_TOKEN: adminToken,
-    // Holds only: a closed port keeps the API from starting a gateway simulator of its own.
-    GATEWAY_URL: 'http://127.0.0.1:9',
-    // The outbox's safety-net polls would count as stampede traffic; NOTIFY still wakes it.
-    NOTIFY_POLL_MS: '3600000',
-  });
-  const api = children.node(`API (${lockMode})`, proc.API_MAIN, env, proc.apiNodeOptions());
-  api.url = `http://127.0.0.1:${port}`;
-  const probe = () => http.call(api.url, 'GET', '/health/ready', { timeoutMs: 2_000 });
-  await proc.waitHealthy(api, probe, 60_000);
-  return api;
-}
-
-/** One keep-alive connection per contender, opened beforehand (unless --cold). */
-async function burstAgent(api: string, contenders: number, open: boolean): Promise<Agent> {
-  const agent = new Agent({
-    connections: contenders,
-    keepAliveTimeout: BURST_TIMEOUT_MS,
-    keepAliveMaxTimeout: BURST_TIMEOUT_MS,
-    headersTimeout: BURST_TIMEOUT_MS,
-    bodyTimeout: BURST_TIMEOUT_MS,
-  });
-  if (!open) return agent;
-  // /health/live does not touch PostgreSQL: the burst then measures requests, not handshakes.
-  const live = Array.from({ length: contenders }, () =>
-    http.call(api, 'GET', '/health/live', { dispatcher: agent }),
+/** Holds answered 409 by Redis alone, and holds decided by PostgreSQL alone (Redis down). */
+async function metrics(api: string) {
+  const { conflict_redis: conflictRedis, fallbacks } = await holdMetrics(
+    api,
+    ['conflict_redis'],
+    true,
   );
-  await cli.withTimeout(Promise.all(live), 60_000, 'opening connections');
-  return agent;
-}
-
-/** N requests at once: a burst, not a fixed-rate window, hence undici and not autocannon. */
-async function fire(agent: Agent, api: string, eventId: string, customers: http.BenchCustomer[]) {
-  const body = JSON.stringify({ eventId, seatIds: [SEAT] });
-  const shoot = async (customer: http.BenchCustomer): Promise<Shot> => {
-    const started = performance.now();
-    try {
-      const response = await request(`${api}/bookings`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${customer.token}`, 'content-type': 'application/json' },
-        body,
-        dispatcher: agent,
-      });
-      const text = await response.body.text();
-      return { status: String(response.statusCode), ms: performance.now() - started, text };
-    } catch (error) {
-      const { code, name, message } = error as NodeJS.ErrnoException;
-      return { status: `error:${code ?? name}`, ms: performance.now() - started, text: message };
-    }
-  };
-  const wallStart = performance.now();
-  const all = Promise.all(customers.map(shoot));
-  const shots = await cli.withTimeout(all, BURST_TIMEOUT_MS, 'the burst');
-  return { shots, wallMs: performance.now() - wallStart };
+  return { conflictRedis, fallbacks };
 }
 
 /**
@@ -153,14 +87,8 @@ async function afterBurst(benchUrl: string, eventId: string) {
 type Measured = Awaited<ReturnType<typeof measure>>;
 
 function summarize(m: Measured): ModeReport {
-  const statuses: Record<string, number> = {};
-  const samples: Record<string, string> = {};
-  for (const shot of m.burst.shots) {
-    statuses[shot.status] = (statuses[shot.status] ?? 0) + 1;
-    if (shot.status !== '201' && shot.status !== '409') samples[shot.status] ??= shot.text;
-  }
+  const { statuses, codes, samples, latency } = tallyShots(m.burst.shots);
   const { '201': winners = 0, '409': conflicts = 0, ...otherStatuses } = statuses;
-  const latency = latencySummary(m.burst.shots.map((shot) => shot.ms));
   const losers = m.contenders - winners;
   const summary: ModeSummary = {
     winners,
@@ -175,8 +103,10 @@ function summarize(m: Measured): ModeReport {
   };
   const anomalies: string[] = [];
   if (winners !== 1) anomalies.push(`${winners} winners instead of exactly one`);
-  for (const [status, text] of Object.entries(samples)) {
-    anomalies.push(`${statuses[status]} x ${status}, first body: ${text.slice(0, 300)}`);
+  for (const [code, text] of Object.entries(samples)) {
+    if (code !== '201' && !code.startsWith('409 ')) {
+      anomalies.push(`${codes[code]} x ${code}, first body: ${text}`);
+    }
   }
   if (m.rows.bookings !== winners) anomalies.push(`${m.rows.bookings} bookings stored`);
   if (winners > 0 && m.rows.seat !== 'held') anomalies.push(`seat ${SEAT} is ${m.rows.seat}`);
@@ -193,41 +123,42 @@ function summarize(m: Measured): ModeReport {
 
 /** One mode, from a fresh database to the API stopped; answers the raw measurements. */
 async function measure(lockMode: string, contenders: number, warm: boolean) {
-  const database = pg.benchDatabaseName('seatlock_bench');
-  log(`[${lockMode}] fresh database ${database}`);
-  const benchUrl = await cli.withTimeout(pg.recreateDatabase(database), 30_000, 'recreating it');
-  const target = new URL(benchUrl);
-  const proxy = await PgCountingProxy.start(target.hostname, Number(target.port || 5432));
-  const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
-  let api: proc.Child | undefined;
-  let agent: Agent | undefined;
-  try {
-    api = await startApi(lockMode, proxy.urlFor(benchUrl), adminToken);
-    const event = await http.createEvent(api.url, adminToken, `Stampede ${lockMode}`, 10, 100);
+  const benchUrl = await run.freshDatabase('seatlock_bench');
+  const proxy = await run.countingProxy(benchUrl);
+  const apiOptions = {
+    name: `API (${lockMode})`,
+    database: proxy.urlFor(benchUrl),
+    redis: pg.localRedisUrl(),
+    // The outbox's safety-net polls would count as stampede traffic; NOTIFY still wakes it.
+    env: { LOCK_MODE: lockMode, NOTIFY_POLL_MS: HOUR_MS },
+  };
+  return run.withApi(apiOptions, async (api) => {
+    const event = await http.createEvent(api.url, run.adminToken, `Stampede ${lockMode}`, 10, 100);
     if (!event.labels.includes(SEAT)) throw new cli.BenchError(`the event has no seat ${SEAT}`);
-    log(`[${lockMode}] registering ${contenders} customers${warm ? ', warming caches' : ''}`);
+    run.log(`[${lockMode}] registering ${contenders} customers${warm ? ', warming caches' : ''}`);
     const tag = randomBytes(4).toString('hex');
     const customers = await http.registerCustomers(api.url, contenders, tag);
     if (warm) await http.warmCaches(api.url, customers, [event]);
-    agent = await burstAgent(api.url, contenders, warm);
-    // /metrics reads PostgreSQL too: read it outside the counted window.
-    const metricsBefore = await holdMetrics(api.url);
-    const [logBefore, wireBefore] = [api.snapshot(), proxy.counts()];
-    log(`[${lockMode}] burst: ${contenders} x POST /bookings {seatIds:['${SEAT}']}`);
-    const burst = await fire(agent, api.url, event.id, customers);
-    const rows = await afterBurst(benchUrl, event.id);
-    const wire = subtract(proxy.counts(), wireBefore);
-    const metrics = subtract(await holdMetrics(api.url), metricsBefore);
-    return { lockMode, contenders, burst, wire, rows, metrics, log: api.logSince(logBefore) };
-  } catch (error) {
-    if (api?.tail.length) log(`[${lockMode}] last API output:\n${api.tail.join('\n')}`);
-    throw error;
-  } finally {
-    // Our connections first: a graceful shutdown would otherwise wait for them.
-    await agent?.destroy().catch(() => undefined);
-    if (api) await children.stop(api);
-    await proxy.stop();
-  }
+    let agent: Agent | undefined;
+    try {
+      agent = await waveAgent(api.url, contenders, { open: warm, timeoutMs: BURST_TIMEOUT_MS });
+      // /metrics reads PostgreSQL too: read it outside the counted window.
+      const metricsBefore = await metrics(api.url);
+      const [logBefore, wireBefore] = [api.snapshot(), proxy.counts()];
+      run.log(`[${lockMode}] burst: ${contenders} x POST /bookings {seatIds:['${SEAT}']}`);
+      const body = { eventId: event.id, seatIds: [SEAT] };
+      const requests = customers.map(({ token }) => ({ token, body }));
+      const burst = await fireWave({ api: api.url, agent, requests, timeoutMs: BURST_TIMEOUT_MS });
+      const rows = await afterBurst(benchUrl, event.id);
+      const wire = subtract(proxy.counts(), wireBefore);
+      const counted = subtract(await metrics(api.url), metricsBefore);
+      const log = api.logSince(logBefore);
+      return { lockMode, contenders, burst, wire, rows, metrics: counted, log };
+    } finally {
+      // Our connections first: a graceful shutdown would otherwise wait for them.
+      await agent?.destroy().catch(() => undefined);
+    }
+  });
 }
 
 function modeRows(title: string, s: ModeSummary): TableRow[] {
@@ -244,21 +175,6 @@ function modeRows(title: string, s: ModeSummary): TableRow[] {
   return cells.map(([f, measured, goal]) => ({ figure: `${title}: ${f}`, measured, goal }));
 }
 
-function printReport(contenders: number, warm: boolean, modes: Record<ModeKey, ModeReport>) {
-  const warmth = warm ? 'warm' : 'cold';
-  process.stdout.write(`\nStampede: ${contenders} contenders, one seat (${SEAT}), ${warmth}\n`);
-  const rows = [
-    ...modeRows('lock on', modes.lockOn.summary),
-    { figure: '-' },
-    ...modeRows('LOCK_MODE=off', modes.lockOff.summary),
-  ];
-  process.stdout.write(`${renderTable(rows)}\n`);
-  if (!warm) process.stdout.write('--cold: losers still read their token from PostgreSQL first\n');
-  for (const key of MODE_KEYS) {
-    for (const note of modes[key].anomalies) process.stdout.write(`! [${MODES[key]}] ${note}\n`);
-  }
-}
-
 async function main(): Promise<number> {
   const args = cli.parseBenchArgs(
     { contenders: { type: 'string' }, cold: { type: 'boolean' }, json: { type: 'boolean' } },
@@ -266,32 +182,39 @@ async function main(): Promise<number> {
   );
   const contenders = Math.floor(cli.numberOption('contenders', args.contenders, 1000, 1, 10_000));
   const warm = !args.cold;
-  if (!existsSync(proc.API_MAIN)) throw new cli.BenchError('no dist/: run npm run build first');
   await pg.requireRedis(pg.localRedisUrl());
   const modes = {} as Record<ModeKey, ModeReport>;
-  try {
-    for (const key of MODE_KEYS) {
-      modes[key] = summarize(await measure(MODES[key], contenders, warm));
-    }
-  } finally {
-    await pg.dropDatabase(pg.benchDatabaseName('seatlock_bench')).catch(() => undefined);
-  }
+  for (const key of MODE_KEYS) modes[key] = summarize(await measure(MODES[key], contenders, warm));
   const ok = MODE_KEYS.every((key) => modes[key].summary.winners === 1);
-  printReport(contenders, warm, modes);
-  if (args.json) {
-    const [on, off] = [modes.lockOn, modes.lockOff];
-    printJson({
-      benchmark: 'stampede',
-      ok,
-      contenders,
-      seat: SEAT,
-      warm,
-      summary: { contenders, lockOn: on.summary, lockOff: off.summary },
-      details: { lockOn: on.details, lockOff: off.details },
-      anomalies: { lockOn: on.anomalies, lockOff: off.anomalies },
-    });
-  }
+  const [on, off] = [modes.lockOn, modes.lockOff];
+  const section = {
+    title: `Stampede: ${contenders} contenders, one seat (${SEAT}), ${warm ? 'warm' : 'cold'}`,
+    rows: [
+      ...modeRows('lock on', on.summary),
+      { figure: '-' },
+      ...modeRows('LOCK_MODE=off', off.summary),
+    ],
+    lines: warm ? [] : ['--cold: losers still read their token from PostgreSQL first'],
+    notes: MODE_KEYS.flatMap((key) =>
+      modes[key].anomalies.map((note) => `[${MODES[key]}] ${note}`),
+    ),
+  };
+  printReport(
+    section,
+    args.json
+      ? {
+          benchmark: 'stampede',
+          ok,
+          contenders,
+          seat: SEAT,
+          warm,
+          summary: { contenders, lockOn: on.summary, lockOff: off.summary },
+          details: { lockOn: on.details, lockOff: off.details },
+          anomalies: { lockOn: on.anomalies, lockOff: off.anomalies },
+        }
+      : undefined,
+  );
   return ok ? 0 : 1;
 }
 
-cli.runBenchmarkMain({ benchmark: 'stampede', main, children, totalMs: 15 * 60_000 });
+run.main(main, 15 * 60_000);
