@@ -18,21 +18,16 @@
  * differs between subscribers, or the API dying. Holds refused are reported, not failed.
  * Uses DATABASE_URL's server, only the database seatlock_bench_stream. See docs/benchmarks.md.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import * as http from '../support/bench/bench-http';
-import * as pg from '../support/bench/bench-postgres';
-import * as proc from '../support/bench/child-processes';
-import * as cli from '../support/bench/cli';
-import { printJson } from '../support/bench/table';
-import { freePort, RedisServer } from '../support/redis-server';
+import { readFileSync } from 'node:fs';
+import { HOUR_MS } from '../support/bench/bench-run';
+import { BenchError, parseBenchArgs, numberOption } from '../support/bench/cli';
+import { printReport } from '../support/bench/report';
 import { measure, type Stack, type StreamOptions } from './stream/measure';
-import { children, DATABASE, log, SEATS, STREAM_POLL_MS } from './stream/stream-run';
+import { DATABASE, run, SEATS, STREAM_POLL_MS } from './stream/stream-run';
 import { type Measured, type Report, summarize } from './stream/summary';
-import { printReport } from './stream/table';
+import { reportSections } from './stream/table';
 
 const HOLD_TTL_SECONDS = 900;
-let privateRedis: RedisServer | null = null;
 
 const USAGE = `Usage: npm run bench:stream -- [options]
 
@@ -47,7 +42,7 @@ const USAGE = `Usage: npm run bench:stream -- [options]
 
 function readOptions(): StreamOptions & { json: boolean } {
   const [text, flag] = [{ type: 'string' }, { type: 'boolean' }] as const;
-  const values = cli.parseBenchArgs(
+  const values = parseBenchArgs(
     {
       subscribers: text,
       rate: text,
@@ -63,7 +58,7 @@ function readOptions(): StreamOptions & { json: boolean } {
   const quick = values.quick === true;
   type Name = 'subscribers' | 'rate' | 'seconds' | 'poll-seconds' | 'live-seconds';
   const number = (name: Name, full: number, short: number, max: number) =>
-    cli.numberOption(name, values[name], quick ? short : full, 1, max);
+    numberOption(name, values[name], quick ? short : full, 1, max);
   return {
     subscribers: Math.floor(number('subscribers', 5_000, 500, 10_000)),
     rate: number('rate', 200, 200, 2_000),
@@ -86,39 +81,24 @@ function openFileLimit(): number | null {
   }
 }
 
-/** The built API on the bench database and the private Redis, its streams uncapped. */
-async function startApi(databaseUrl: string, redisUrl: string, adminToken: string) {
-  const port = await freePort();
-  const env = proc.benchApiEnv({
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: redisUrl,
-    PORT: String(port),
-    LOCK_MODE: 'redis',
-    ADMIN_TOKEN: adminToken,
-    HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS),
-    STREAM_POLL_MS: String(STREAM_POLL_MS),
-    // Every subscriber connects from 127.0.0.1: the per-address cap (50) would refuse most.
-    STREAM_MAX_PER_IP: '0',
-    // Holds only: a closed port keeps the API from starting a gateway simulator of its own.
-    GATEWAY_URL: 'http://127.0.0.1:9',
-    NOTIFY_POLL_MS: '3600000',
-  });
-  const api = children.node('API', proc.API_MAIN, env, proc.apiNodeOptions());
-  api.url = `http://127.0.0.1:${port}`;
-  const probe = () => http.call(api.url, 'GET', '/health/ready', { timeoutMs: 2_000 });
-  await proc.waitHealthy(api, probe, 60_000);
-  return api;
-}
-
+/** The API on a fresh database and a private Redis, its streams uncapped; how to start another. */
 async function stack(): Promise<Stack> {
-  log(`fresh database ${DATABASE}, a private redis-server`);
-  const databaseUrl = await cli.withTimeout(pg.recreateDatabase(DATABASE), 30_000, 'recreating it');
-  privateRedis = await RedisServer.start();
-  const redisUrl = privateRedis.url;
-  const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
-  const start = () => startApi(databaseUrl, redisUrl, adminToken);
-  const api = await start();
-  return { api, startApi: start, databaseUrl, redisUrl, redisPid: privateRedis.pid, adminToken };
+  const databaseUrl = await run.freshDatabase(DATABASE);
+  const redis = await run.privateRedis();
+  const startApi = () =>
+    run.startApi({
+      database: databaseUrl,
+      redis: redis.url,
+      env: {
+        HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS),
+        STREAM_POLL_MS: String(STREAM_POLL_MS),
+        // Every subscriber connects from 127.0.0.1: the per-address cap (50) would refuse most.
+        STREAM_MAX_PER_IP: '0',
+        NOTIFY_POLL_MS: HOUR_MS,
+      },
+    });
+  const api = await startApi();
+  return { api, startApi, databaseUrl, redisUrl: redis.url, redisPid: redis.pid };
 }
 
 function json(o: StreamOptions, m: Measured, r: Report) {
@@ -153,36 +133,22 @@ function json(o: StreamOptions, m: Measured, r: Report) {
   };
 }
 
-async function cleanUp(): Promise<void> {
-  await children.stopAll();
-  await pg.dropDatabase(DATABASE).catch(() => undefined);
-  await privateRedis?.stop();
-  privateRedis = null;
-}
-
 async function main(): Promise<number> {
   const options = readOptions();
-  if (!existsSync(proc.API_MAIN)) throw new cli.BenchError('no dist/: run npm run build first');
   const [limit, needed] = [openFileLimit(), options.subscribers + 1_000];
   if (limit !== null && limit < needed) {
-    throw new cli.BenchError(
+    throw new BenchError(
       `the open-file limit is ${limit}: ${options.subscribers} streams need about ` +
         `${needed} (ulimit -n ${needed})`,
     );
   }
-  process.on('exit', () => privateRedis?.killSync());
-  let measured: Measured;
-  try {
-    measured = await measure(options, await stack());
-  } finally {
-    await cli
-      .withTimeout(cleanUp(), 30_000, 'cleaning up')
-      .catch((error: Error) => log(error.message));
-  }
+  const measured = await measure(options, await stack());
   const report = summarize(options, measured);
-  printReport(options, report);
-  if (options.json) printJson(json(options, measured, report));
+  printReport(
+    reportSections(options, report),
+    options.json ? json(options, measured, report) : undefined,
+  );
   return report.ok ? 0 : 1;
 }
 
-cli.runBenchmarkMain({ benchmark: 'stream', main, children, totalMs: 15 * 60_000, cleanUp });
+run.main(main, 15 * 60_000);

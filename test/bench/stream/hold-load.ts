@@ -1,6 +1,7 @@
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import type { BenchCustomer } from '../../support/bench/bench-http';
 import * as cli from '../../support/bench/cli';
+import { send, type WaveRequest } from '../../support/bench/wave';
 import { clock, until } from './stream-run';
 
 /*
@@ -26,32 +27,6 @@ export interface Change {
   text: string;
 }
 
-interface Request {
-  token: string;
-  body?: unknown;
-  method?: 'POST' | 'DELETE';
-  path?: string;
-}
-
-/** One request on `agent`; never throws. */
-async function send(agent: Agent, api: string, req: Request, timeoutMs: number) {
-  const headers: Record<string, string> = { authorization: `Bearer ${req.token}` };
-  if (req.body !== undefined) headers['content-type'] = 'application/json';
-  try {
-    const response = await request(`${api}${req.path ?? '/bookings'}`, {
-      method: req.method ?? 'POST',
-      headers,
-      body: req.body === undefined ? undefined : JSON.stringify(req.body),
-      dispatcher: agent,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    return { status: String(response.statusCode), text: await response.body.text() };
-  } catch (error) {
-    const { code, name, message } = error as NodeJS.ErrnoException;
-    return { status: `error:${code ?? name}`, text: message };
-  }
-}
-
 export interface LoadOptions {
   api: string;
   eventId: string;
@@ -72,7 +47,7 @@ export async function runLoad(o: LoadOptions) {
     return { kind, index, label, dueAt, sentAt, answeredAt, status: '', bookingId: null, text: '' };
   };
   /** Sends `req` at the change's moment; the answer's status, and its text when not `ok`. */
-  const exchange = async (c: Change, req: Request, ok: string) => {
+  const exchange = async (c: Change, req: WaveRequest, ok: string) => {
     await until(c.dueAt);
     c.sentAt = clock();
     const reply = await send(agent, o.api, req, 60_000);

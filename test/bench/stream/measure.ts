@@ -12,7 +12,7 @@ import { mib, rssNow, watchApi } from './api-watch';
 import { fanoutCeiling, loopDelay, publishCeiling } from './ceilings';
 import { runLoad } from './hold-load';
 import { latencies, matchMessages } from './latency';
-import { children, GROUPS, log, ROWS, SEATS_PER_ROW, streamSampler } from './stream-run';
+import { children, GROUPS, log, ROWS, run, SEATS_PER_ROW, streamSampler } from './stream-run';
 import * as subs from './subscribers';
 
 /*
@@ -39,7 +39,6 @@ export interface Stack {
   databaseUrl: string;
   redisUrl: string;
   redisPid: number | null;
-  adminToken: string;
 }
 
 const apiGroups = (s: Stack, api = s.api) => ({
@@ -53,7 +52,8 @@ const died = (api: Child) =>
     : null;
 
 /** The event, the customers, their tokens and the seat map warm, the lock scripts cached. */
-async function prepare({ api, adminToken }: Stack) {
+async function prepare({ api }: Stack) {
+  const { adminToken } = run;
   const event = await http.createEvent(api.url, adminToken, 'Stream', ROWS, SEATS_PER_ROW);
   log(`registering ${CUSTOMERS} customers, warming caches`);
   const tag = randomBytes(4).toString('hex');

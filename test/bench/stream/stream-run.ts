@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as pg from '../../support/bench/bench-postgres';
-import * as proc from '../../support/bench/child-processes';
-import * as cli from '../../support/bench/cli';
+import { BenchRun } from '../../support/bench/bench-run';
 import { groupSampler } from './cpu-groups';
 
 /* What the stream bench's phases share: its log and children, its clock, the event's shape. */
@@ -12,9 +11,10 @@ export const SEATS = ROWS * SEATS_PER_ROW;
 /** STREAM_POLL_MS as the API runs it (its default): the publisher's drain interval. */
 export const STREAM_POLL_MS = 50;
 export const SETTLE_TIMEOUT_MS = 20_000;
-export const DATABASE = pg.benchDatabaseName('seatlock_bench_stream');
-export const log = cli.logger('stream');
-export const children = new proc.ChildProcesses(log, 10_000);
+/** Its name before BENCH_DATABASE_PREFIX (see benchDatabaseName). */
+export const DATABASE = 'seatlock_bench_stream';
+export const run = new BenchRun('stream', 10_000);
+export const { log, children } = run;
 
 /** The one clock of the bench: both ends of every latency are stamped with it. */
 export const clock = (): number => performance.now();
@@ -32,5 +32,5 @@ export const GROUPS = {
 
 /** CPU of the named processes, this one, and the bench database's PostgreSQL. */
 export function streamSampler(pids: Record<number, string>) {
-  return groupSampler({ database: DATABASE, self: GROUPS.bench, pids });
+  return groupSampler({ database: pg.benchDatabaseName(DATABASE), self: GROUPS.bench, pids });
 }

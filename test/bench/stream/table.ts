@@ -1,6 +1,6 @@
 import * as proc from '../../support/bench/child-processes';
 import { ratio } from '../../support/bench/stats';
-import { fmt, renderTable, type TableRow } from '../../support/bench/table';
+import { fmt, perSecond, type ReportSection, type TableRow } from '../../support/bench/report';
 import { POLL_CONNECTIONS, type StreamOptions } from './measure';
 import { ROWS, SEATS, SEATS_PER_ROW, STREAM_POLL_MS } from './stream-run';
 import type { Report, Summary } from './summary';
@@ -10,8 +10,6 @@ import type { Report, Summary } from './summary';
 type Trio = { p50: number | null; p99: number | null; max: number | null };
 const ms = (v: number | null | undefined) => fmt(v, 1);
 const trio = (l: Trio | undefined) => (l ? `${ms(l.p50)} / ${ms(l.p99)} / ${ms(l.max)}` : '-');
-const perSecond = (v: number | null | undefined) =>
-  v === null || v === undefined ? '-' : `${fmt(v)}/s`;
 const mbps = (v: number | null | undefined) =>
   v === null || v === undefined ? '-' : `${fmt(v / 1e6, 1)} MB/s`;
 const slash = (...values: string[]) => values.join(' / ');
@@ -188,26 +186,24 @@ function pollingRows(s: Summary): TableRow[] {
   return rows;
 }
 
-export function printReport(o: StreamOptions, r: Report): void {
+export function reportSections(o: StreamOptions, r: Report): ReportSection[] {
   const s = r.summary;
-  const rule = { figure: '-' };
-  const rows = [
-    ...[deliveryRows(s), latencyRows(s), resourceRows(s), pollingRows(s)].flatMap((part) => [
-      rule,
-      ...part,
-    ]),
-  ].slice(1);
-  const out = [
-    '',
+  const parts = [deliveryRows(s), latencyRows(s), resourceRows(s), pollingRows(s)];
+  const title =
     `Seat stream: ${fmt(s.subscribers)} subscribers on one instance, ${fmt(SEATS)} seats ` +
-      `(${ROWS} x ${SEATS_PER_ROW}); holds ${fmt(o.rate)}/s for ${o.seconds} s, ` +
-      `each seat released 1 s before it comes round again; STREAM_POLL_MS ${STREAM_POLL_MS}`,
-    renderTable(rows),
+    `(${ROWS} x ${SEATS_PER_ROW}); holds ${fmt(o.rate)}/s for ${o.seconds} s, ` +
+    `each seat released 1 s before it comes round again; STREAM_POLL_MS ${STREAM_POLL_MS}`;
+  const ceiling =
     'ceiling of the latency rows: the minimal fan-out (a Node process writes each frame it is told ' +
-      'of to the same number of open responses; no database, no poll, no Redis), the same frames ' +
-      'replayed at the same moments, the API stopped; ratio = ceiling p50 / measured p50',
-    ...r.notes.map((note) => `! ${note}`),
-    r.ok ? 'OK' : 'FAILED',
+    'of to the same number of open responses; no database, no poll, no Redis), the same frames ' +
+    'replayed at the same moments, the API stopped; ratio = ceiling p50 / measured p50';
+  return [
+    {
+      title,
+      rows: parts.flatMap((rows) => [{ figure: '-' }, ...rows]).slice(1),
+      lines: [ceiling],
+      notes: r.notes,
+    },
+    { lines: [r.ok ? 'OK' : 'FAILED'] },
   ];
-  process.stdout.write(`${out.join('\n')}\n`);
 }
