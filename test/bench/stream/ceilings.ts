@@ -51,14 +51,13 @@ async function measureFanout(server: proc.Child, origin: string, o: FanoutOption
   try {
     server.child.stdin?.write(`${JSON.stringify({ snapshot: o.snapshotFrame })}\n`);
     log(`ceiling: minimal fan-out, opening ${fmt(o.subscribers)} streams`);
-    const [n, expectedMessages] = [o.subscribers, o.messages.length + 16];
     const opened = await openSubscribers({
       origin,
       path: '/stream',
-      n,
+      n: o.subscribers,
       agent,
       cache,
-      expectedMessages,
+      expectedMessages: o.messages.length + 16,
     });
     subscribers = opened.subscribers;
     await sleep(500);

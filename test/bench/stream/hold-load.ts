@@ -39,19 +39,32 @@ export interface LoadOptions {
 export async function runLoad(o: LoadOptions) {
   const agent = new Agent({ connections: LOAD_CONNECTIONS, keepAliveTimeout: 60_000 });
   const count = Math.max(1, Math.round(o.rate * o.seconds));
-  const [interval, seats, start] = [1000 / o.rate, o.labels.length, clock() + 20];
+  const interval = 1000 / o.rate;
+  const seats = o.labels.length;
+  const start = clock() + 20;
   const load = { holds: [] as Change[], releases: [] as Change[], delayedBySeat: 0 };
   const freed: Promise<unknown>[] = [];
   const change = (kind: Change['kind'], index: number, dueAt: number): Change => {
-    const [sentAt, answeredAt, label] = [NaN, NaN, o.labels[index % seats]];
-    return { kind, index, label, dueAt, sentAt, answeredAt, status: '', bookingId: null, text: '' };
+    const label = o.labels[index % seats];
+    return {
+      kind,
+      index,
+      label,
+      dueAt,
+      sentAt: NaN,
+      answeredAt: NaN,
+      status: '',
+      bookingId: null,
+      text: '',
+    };
   };
   /** Sends `req` at the change's moment; the answer's status, and its text when not `ok`. */
   const exchange = async (c: Change, req: WaveRequest, ok: string) => {
     await until(c.dueAt);
     c.sentAt = clock();
     const reply = await send(agent, o.api, req, 60_000);
-    [c.answeredAt, c.status] = [clock(), reply.status];
+    c.answeredAt = clock();
+    c.status = reply.status;
     if (reply.status !== ok) c.text = reply.text.slice(0, 300);
     return reply;
   };

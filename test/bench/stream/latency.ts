@@ -16,7 +16,10 @@ export function summarizeFloats(values: Float32Array) {
   const sum = values.reduce((total, v) => total + v, 0);
   return {
     n: values.length,
-    ...{ p50: round(at(50)), p90: round(at(90)), p99: round(at(99)), max: round(at(100)) },
+    p50: round(at(50)),
+    p90: round(at(90)),
+    p99: round(at(99)),
+    max: round(at(100)),
     mean: round(values.length ? sum / values.length : null),
   };
 }

@@ -84,7 +84,9 @@ async function open(o: StreamOptions, s: Stack, p: Prepared, cache: FrameCache, 
   await sleep(1_000);
   log(`${fmt(subscribers.length - failures.length)} streams open in ${openMs} ms`);
   const summary = {
-    ...{ openMs, failures: failures.slice(0, 10), failed: failures.length },
+    openMs,
+    failures: failures.slice(0, 10),
+    failed: failures.length,
     snapshotSeqs: [...new Set(seqs)],
     baseSeq: Math.min(...seqs.filter((q) => q >= 0)),
   };

@@ -13,14 +13,14 @@ export const OPEN_CONCURRENCY = 200;
 const OPEN_TIMEOUT_MS = 180_000;
 
 export function subscriberAgent(connections: number): Agent {
-  const [keepAliveTimeout, keepAliveMaxTimeout] = [600_000, 600_000];
-  const timeouts = { headersTimeout: 120_000, bodyTimeout: 0, connectTimeout: 60_000 };
   return new Agent({
     connections,
     pipelining: 1,
-    keepAliveTimeout,
-    keepAliveMaxTimeout,
-    ...timeouts,
+    keepAliveTimeout: 600_000,
+    keepAliveMaxTimeout: 600_000,
+    headersTimeout: 120_000,
+    bodyTimeout: 0,
+    connectTimeout: 60_000,
   });
 }
 
@@ -33,13 +33,17 @@ export async function openSubscribers(o: {
   cache: FrameCache;
   expectedMessages: number;
 }) {
-  const { origin, path, cache, expectedMessages } = o;
-  const [dispatcher, maxReconnects, reconnectDelayMs] = [o.agent, 3, 1_000];
-  const options = { origin, path, dispatcher, cache, clock, maxReconnects, reconnectDelayMs };
-  const subscribers = Array.from(
-    { length: o.n },
-    () => new SseSubscriber({ ...options, expectedMessages }),
-  );
+  const options = {
+    origin: o.origin,
+    path: o.path,
+    dispatcher: o.agent,
+    cache: o.cache,
+    clock,
+    maxReconnects: 3,
+    reconnectDelayMs: 1_000,
+    expectedMessages: o.expectedMessages,
+  };
+  const subscribers = Array.from({ length: o.n }, () => new SseSubscriber(options));
   const started = clock();
   const failures: string[] = [];
   const opening = mapLimit(subscribers, OPEN_CONCURRENCY, async (subscriber) => {
