@@ -20,17 +20,19 @@ import { Mutex } from 'redis-semaphore';
 import { type Lease, LockBusyError, LockProvider } from '../../libs/lock/src';
 import { ACQUIRE_MANY_SCRIPT, RELEASE_SCRIPT } from '../../libs/lock/src/lock.scripts';
 import { RedisServer } from '../support/redis-server';
+import { BenchRun } from '../support/bench/bench-run';
 import * as cli from '../support/bench/cli';
 import { BenchError, withTimeout } from '../support/bench/cli';
 import { machineBusySeconds } from '../support/bench/proc-stats';
+import { fmt, printReport, type TableRow } from '../support/bench/report';
 import { percentile, ratio, round } from '../support/bench/stats';
-import { fmt, printJson, renderTable, type TableRow } from '../support/bench/table';
 
 // redlock's package.json "exports" name no types, so TypeScript cannot find them via 'redlock'.
 type RedlockModule = typeof import('../../node_modules/redlock/dist/index.js');
 const { default: Redlock, ExecutionError } = createRequire(__filename)('redlock') as RedlockModule;
 
-const log = cli.logger('lock');
+const run = new BenchRun('lock');
+const { log } = run;
 const CONTENDED_KEY = 'bench:{contended}';
 /** Cores used by other processes during a phase above which its figures are flagged. */
 const BUSY_CORES = 0.25;
@@ -465,41 +467,33 @@ function tableRows(r: Report): TableRow[] {
   });
 }
 
-function printReport(r: Report, s: Setup): void {
-  const lines = [
-    `\nLock acquire+release, one key per worker (TTL ${s.ttl} ms, best of ${s.rounds} x ${s.duration} s):`,
+function sections(r: Report, s: Setup) {
+  const title = [
+    `Lock acquire+release, one key per worker (TTL ${s.ttl} ms, best of ${s.rounds} x ${s.duration} s):`,
     'pairs/s, p50/p99 µs of a pair, CPU µs per pair Node+Redis; ceiling raw. Contention: wall ms of',
     `${s.contenders} attempts on one key at once, median (min-max) of ${s['contention-runs']} runs.`,
-    renderTable(tableRows(r).slice(0, -1)),
-    ...r.anomalies.map((note) => `! ${note}`),
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+  ].join('\n');
+  return { title, rows: tableRows(r).slice(0, -1), notes: r.anomalies };
 }
 
 // ---------------------------------------------------------------------------------------------
 
-let server: RedisServer | undefined;
-const children = { stopAll: async () => server?.stop(), killAll: () => server?.killSync() };
-
 async function main(o: Options): Promise<number> {
-  server = await RedisServer.start([], o.bin).catch((error: Error) => {
-    throw new BenchError(error.message);
-  });
+  const server = run.track(
+    await RedisServer.start([], o.bin).catch((error: Error) => {
+      throw new BenchError(error.message);
+    }),
+  );
   const control = await connect(server.url);
-  try {
-    const redis = /redis_version:(\S+)/.exec(await control.info('server'))?.[1] ?? 'unknown';
-    log(`redis-server ${redis} on ${server.url}`);
-    const s: Setup = { ...o, url: server.url, control };
-    const uncontended = await runRounds(s);
-    log(`contention: ${s['contention-runs']} runs of ${s.contenders} attempts on one key`);
-    const report = buildReport(s, redis, uncontended, await runContention(s));
-    printReport(report, s);
-    if (o.json) printJson(report);
-    return report.ok ? 0 : 1;
-  } finally {
-    await quit(control);
-    await server.stop();
-  }
+  run.track({ stop: () => quit(control) });
+  const redis = /redis_version:(\S+)/.exec(await control.info('server'))?.[1] ?? 'unknown';
+  log(`redis-server ${redis} on ${server.url}`);
+  const s: Setup = { ...o, url: server.url, control };
+  const uncontended = await runRounds(s);
+  log(`contention: ${s['contention-runs']} runs of ${s.contenders} attempts on one key`);
+  const report = buildReport(s, redis, uncontended, await runContention(s));
+  printReport(sections(report, s), o.json ? report : undefined);
+  return report.ok ? 0 : 1;
 }
 
 let options: Options;
@@ -512,4 +506,4 @@ try {
 const phaseMs = (options.warmup + options.duration) * 1000 + 5250;
 const contentionMs = (options['contention-runs'] + 1) * 2000;
 const totalMs = options.ids.length * (options.rounds * 2 * phaseMs + contentionMs) + 60_000;
-cli.runBenchmarkMain({ benchmark: 'lock', main: () => main(options), children, totalMs });
+run.main(() => main(options), totalMs);

@@ -14,24 +14,24 @@
  * Uses DATABASE_URL's server and REDIS_URL, both on this machine. See docs/benchmarks.md.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { Agent, request } from 'undici';
 import { signWebhook } from '../../apps/api/src/common/http/webhook-signature';
+import { DELIVERY_CONCURRENCY } from '../../apps/api/src/modules/notification/delivery-worker.service';
 import { OutboundWebhookReceiver } from '../support/outbound-webhook-receiver';
-import { PgCountingProxy } from '../support/pg-counting-proxy';
-import { freePort } from '../support/redis-server';
+import type { PgCountingProxy } from '../support/pg-counting-proxy';
 import * as http from '../support/bench/bench-http';
 import * as pg from '../support/bench/bench-postgres';
-import * as proc from '../support/bench/child-processes';
+import { BenchRun } from '../support/bench/bench-run';
+import type { Child } from '../support/bench/child-processes';
 import * as cli from '../support/bench/cli';
-import { DELIVERY_CONCURRENCY } from '../../apps/api/src/modules/notification/delivery-worker.service';
-import { type CpuReport, CpuSampler } from '../support/bench/proc-stats';
+import type { CpuReport } from '../support/bench/proc-stats';
+import { fmt, printReport, type TableRow } from '../support/bench/report';
 import { latencySummary, mapLimit, ratio, round, subtract } from '../support/bench/stats';
-import { fmt, printJson, renderTable, type TableRow } from '../support/bench/table';
+import { groupSampler } from './stream/cpu-groups';
 
-const DATABASE = pg.benchDatabaseName('seatlock_bench_notify');
+const DATABASE = 'seatlock_bench_notify';
 /** DeliveryWorkerService's sends in flight per instance; the webhook channel's Agent size. */
 const [WORKER_CONCURRENCY, WORKER_CONNECTIONS] = [DELIVERY_CONCURRENCY, 64];
 /** The dispatcher's claim (NOTIFY_BATCH_SIZE's default); the SQL ceilings' pgbench clients. */
@@ -39,8 +39,8 @@ const [CLAIM_BATCH, SQL_CLIENTS] = [100, 8];
 const TOPICS = ['held', 'confirmed', 'released', 'expired', 'cancelled'];
 /** Set in the HTTP ceiling's child, which then runs this file as that client (httpClient). */
 const HTTP_JOB = 'NOTIFY_BENCH_HTTP_JOB';
-const log = cli.logger('notify');
-const children = new proc.ChildProcesses(log);
+const run = new BenchRun('notify');
+const { log, children } = run;
 
 const USAGE = `Usage: npm run bench:notify -- [options]
 
@@ -75,27 +75,23 @@ interface Stack {
   db: Client; // on the bench database, not through the proxy
   receiver: OutboundWebhookReceiver;
   proxy: PgCountingProxy;
-  apis: proc.Child[];
+  apis: Child[];
 }
 
 /** The APIs, their PostgreSQL through the counting proxy; the first one migrates. */
-async function startApis(stack: Stack, redis: string, adminToken: string): Promise<void> {
+async function startApis(stack: Stack, redis: string): Promise<void> {
   for (let i = 0; i < stack.options.instances; i += 1) {
-    const port = await freePort();
-    const env = proc.benchApiEnv({
-      ...{ PORT: String(port), REDIS_URL: redis, ADMIN_TOKEN: adminToken },
-      DATABASE_URL: stack.proxy.urlFor(stack.dbUrl),
-      GATEWAY_URL: 'http://127.0.0.1:9',
-      SMTP_URL: undefined, // email off: the webhook path alone is measured
-      MIGRATIONS_RUN: String(i === 0),
-      WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+    const api = await run.startApi({
+      name: stack.options.instances === 1 ? 'API' : `API #${i + 1}`,
+      database: stack.proxy.urlFor(stack.dbUrl),
+      redis,
+      env: {
+        SMTP_URL: undefined, // email off: the webhook path alone is measured
+        MIGRATIONS_RUN: String(i === 0),
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+      },
     });
-    const name = stack.options.instances === 1 ? 'API' : `API #${i + 1}`;
-    const api = children.node(name, proc.API_MAIN, env, proc.apiNodeOptions());
-    api.url = `http://127.0.0.1:${port}`;
     stack.apis.push(api);
-    const probe = () => http.call(api.url, 'GET', '/health/ready', { timeoutMs: 2_000 });
-    await proc.waitHealthy(api, probe, 60_000);
   }
 }
 
@@ -211,31 +207,19 @@ function stageFigures(created: Times, arrived: Times, dispatched: Dispatched[]) 
   };
 }
 
-const ACTIVITY = 'SELECT pid, datname FROM pg_stat_activity';
-
 /**
  * CPU by group: `named` processes, this one, redis-server, pgbench, and PostgreSQL's backends of
  * the bench database apart from its server processes; other databases' backends are "other".
  */
-function cpuSampler(admin: Client, named: ReadonlyMap<number, string>): CpuSampler {
-  let databases = new Map<number, string | null>();
-  const prepare = async (): Promise<void> => {
-    const { rows } = await admin.query<Record<'pid' | 'datname', string>>(ACTIVITY);
-    databases = new Map(rows.map((row) => [Number(row.pid), row.datname]));
-  };
-  return new CpuSampler(
-    ({ pid, comm }) => {
-      if (named.has(pid)) return named.get(pid) ?? null;
-      if (pid === process.pid) return 'bench: inserts, receiver, proxy';
-      if (comm === 'redis-server' || comm === 'pgbench') return comm;
-      if (comm !== 'postgres') return null;
-      const database = databases.get(pid);
-      if (database === DATABASE) return 'PostgreSQL: bench database';
-      return !database || database === 'postgres' ? 'PostgreSQL: server processes' : null;
-    },
-    prepare,
-    500,
-  );
+function cpuSampler(admin: Client, named: ReadonlyMap<number, string>) {
+  return groupSampler({
+    database: pg.benchDatabaseName(DATABASE),
+    self: 'bench: inserts, receiver, proxy',
+    pids: Object.fromEntries(named),
+    programs: ['redis-server', 'pgbench'],
+    server: 'PostgreSQL: server processes',
+    admin,
+  });
 }
 
 /** Cores used by the groups whose name starts with `prefix`. */
@@ -446,7 +430,7 @@ type Report = ReturnType<typeof buildReport>;
 
 type Row = TableRow | [figure: string, measured: string | number, goal?: string];
 
-function printTable({ summary: s, details: m }: Report, cpu: CpuReport): void {
+function tableRows({ summary: s, details: m }: Report, cpu: CpuReport): TableRow[] {
   const ms = (l: Record<'p50' | 'p99', number | null>) => `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} ms`;
   const vs = (figure: string, ceiling: number | null): TableRow => {
     const versus = ratio(s.messagesPerSecond, ceiling);
@@ -473,70 +457,52 @@ function printTable({ summary: s, details: m }: Report, cpu: CpuReport): void {
     ...groups,
     ['CPU: other processes / machine', `${fmt(cpu.otherCores, 2)} / ${fmt(cpu.machineCores, 2)}`],
   ];
-  const table = rows.map((r) =>
-    Array.isArray(r) ? { figure: r[0], measured: r[1], goal: r[2] } : r,
-  );
-  process.stdout.write(`${renderTable(table)}\n`);
+  return rows.map((r) => (Array.isArray(r) ? { figure: r[0], measured: r[1], goal: r[2] } : r));
 }
 
-async function run(options: Options, dbUrl: string, redis: string) {
-  const { hostname, port } = new URL(dbUrl);
-  const stack: Stack = {
-    ...{ options, dbUrl, apis: [] },
-    admin: new Client({ connectionString: pg.databaseUrl('postgres') }),
-    db: new Client({ connectionString: dbUrl }),
-    receiver: await OutboundWebhookReceiver.start(),
-    proxy: await PgCountingProxy.start(hostname, Number(port || 5432)),
-  };
-  for (const c of [stack.admin, stack.db]) c.on('error', (e) => log(`PostgreSQL: ${e.message}`));
-  try {
-    await stack.admin.connect();
-    const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
-    await startApis(stack, redis, adminToken);
-    await stack.db.connect();
-    const setup = await setUp(stack.apis[0].url, adminToken, stack.receiver);
-    const logsBefore = stack.apis.map((api) => api.snapshot());
-    const measured = await measure(stack, setup);
-    log('stopping the API process(es)');
-    for (const api of stack.apis) await children.stop(api);
-    const notes = stack.apis.flatMap((api, i) => {
-      const { levels, messages } = api.logSince(logsBefore[i]);
-      return levels.error + levels.fatal > 0 ? [`${api.name}: ${JSON.stringify(messages)}`] : [];
-    });
-    const report = buildReport(options, measured, await ceilings(stack, setup), notes);
-    return { report, cpu: measured.cpu };
-  } finally {
-    await children.stopAll();
-    const closing = [stack.db.end(), stack.admin.end(), stack.receiver.close(), stack.proxy.stop()];
-    await Promise.allSettled(closing);
-  }
+/** A client of the bench database (or the postgres one), closed at the end of the run. */
+async function client(url: string): Promise<Client> {
+  const db = new Client({ connectionString: url });
+  db.on('error', (e) => log(`PostgreSQL: ${e.message}`));
+  run.track({ stop: () => db.end() });
+  await db.connect();
+  return db;
+}
+
+/** The stack, the measured run with the APIs, then the ceilings with the APIs stopped. */
+async function measureAll(options: Options) {
+  const dbUrl = await run.freshDatabase(DATABASE);
+  const { url: redis } = await run.redis();
+  const receiver = await OutboundWebhookReceiver.start();
+  run.track({ stop: () => receiver.close() });
+  const proxy = await run.countingProxy(dbUrl);
+  const [admin, db] = [await client(pg.databaseUrl('postgres')), await client(dbUrl)];
+  const stack: Stack = { options, dbUrl, admin, db, receiver, proxy, apis: [] };
+  await startApis(stack, redis);
+  const setup = await setUp(stack.apis[0].url, run.adminToken, receiver);
+  const logsBefore = stack.apis.map((api) => api.snapshot());
+  const measured = await measure(stack, setup);
+  log('stopping the API process(es)');
+  for (const api of stack.apis) await children.stop(api);
+  const notes = stack.apis.flatMap((api, i) => {
+    const { levels, messages } = api.logSince(logsBefore[i]);
+    return levels.error + levels.fatal > 0 ? [`${api.name}: ${JSON.stringify(messages)}`] : [];
+  });
+  const report = buildReport(options, measured, await ceilings(stack, setup), notes);
+  return { report, cpu: measured.cpu };
 }
 
 async function main(): Promise<number> {
   const options = parseOptions();
-  if (!existsSync(proc.API_MAIN)) throw new cli.BenchError(`no ${proc.API_MAIN}: npm run build`);
-  const redis = pg.localRedisUrl();
-  await pg.requireRedis(redis);
-  log(`fresh database ${DATABASE}`);
-  const dbUrl = await cli.withTimeout(
-    pg.recreateDatabase(DATABASE),
-    30_000,
-    'creating the database',
-  );
-  try {
-    const { report, cpu } = await run(options, dbUrl, redis);
-    log(`${options.messages} outbox messages -> webhooks, ${options.instances} API instance(s)`);
-    printTable(report, cpu);
-    const notes = [...report.violations.map((v) => `invariant: ${v}`), ...report.notes];
-    process.stdout.write(
-      `${[...notes.map((n) => `! ${n}`), report.ok ? 'OK' : 'FAILED'].join('\n')}\n`,
-    );
-    if (options.json) printJson(report);
-    return report.ok ? 0 : 1;
-  } finally {
-    const dropping = cli.withTimeout(pg.dropDatabase(DATABASE), 30_000, 'dropping the database');
-    await dropping.catch((error: Error) => log(error.message));
-  }
+  const { report, cpu } = await measureAll(options);
+  log(`${options.messages} outbox messages -> webhooks, ${options.instances} API instance(s)`);
+  const notes = [...report.violations.map((v) => `invariant: ${v}`), ...report.notes];
+  const sections = [
+    { rows: tableRows(report, cpu), notes },
+    { lines: [report.ok ? 'OK' : 'FAILED'] },
+  ];
+  printReport(sections, options.json ? report : undefined);
+  return report.ok ? 0 : 1;
 }
 
 const httpJob = process.env[HTTP_JOB];
@@ -547,6 +513,5 @@ if (httpJob) {
     (error: Error) => process.stderr.write(`${error.stack}\n`, () => process.exit(1)),
   );
 } else {
-  const cleanUp = () => pg.dropDatabase(DATABASE);
-  cli.runBenchmarkMain({ benchmark: 'notify', main, children, totalMs: 40 * 60_000, cleanUp });
+  run.main(main, 40 * 60_000);
 }

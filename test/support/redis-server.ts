@@ -75,6 +75,11 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** The server's process id (for CPU accounting), or null before it started. */
+  get pid(): number | null {
+    return this.process?.pid ?? null;
+  }
+
   /**
    * `extraArgs`, e.g. `['--replicaof', '127.0.0.1', '6379']`, are passed to redis-server;
    * `binary` names another redis-server executable than the one on PATH.

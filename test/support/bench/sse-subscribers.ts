@@ -150,7 +150,6 @@ export class SseSubscriber {
   /** The seq applied last; -1 before the first snapshot. */
   seq = -1;
   firstSnapshotSeq = -1;
-  snapshotAt = NaN;
   snapshots = 0;
   seatsMessages = 0;
   /** A seats message whose seq is not the one after the last applied (a skip or a repeat). */
@@ -184,10 +183,6 @@ export class SseSubscriber {
     });
     // A subscriber nobody awaits must not become an unhandled rejection.
     this.ready.catch(() => undefined);
-  }
-
-  get open(): boolean {
-    return this.controller !== null;
   }
 
   connect(): void {
@@ -287,12 +282,12 @@ export class SseSubscriber {
       lineStart = lineEnd + 1;
     }
     if (event === 'seats' && data !== null) this.seats(Number(id), data, now);
-    else if (event === 'snapshot' && data !== null) this.snapshot(data, now);
+    else if (event === 'snapshot' && data !== null) this.snapshot(data);
     else if (event === 'stale') this.stale += 1;
     else this.otherFrames += 1;
   }
 
-  private snapshot(data: string, now: number): void {
+  private snapshot(data: string): void {
     const parsed = this.options.cache.snapshotFor(data);
     this.state = parsed.state.slice();
     this.sections = parsed.sections;
@@ -301,7 +296,6 @@ export class SseSubscriber {
     this.snapshots += 1;
     if (this.firstSnapshotSeq < 0) {
       this.firstSnapshotSeq = parsed.seq;
-      this.snapshotAt = now;
       this.readyResolve();
     }
   }
