@@ -17,13 +17,7 @@ import {
   warmCaches,
 } from '../support/bench/bench-http';
 import type { Client } from 'pg';
-import {
-  availableConnections,
-  type PgbenchResult,
-  preparePgbench,
-  runPgbench,
-  withClient,
-} from '../support/bench/bench-postgres';
+import { type PgbenchResult, withClient } from '../support/bench/bench-postgres';
 import { logger } from '../support/bench/cli';
 import { type LoadRequest, type LoadResult, loadWindow } from '../support/bench/load';
 import { HOLD_SCRIPT, HOLD_TTL_SECONDS } from '../support/bench/minimal-sql';
@@ -31,7 +25,9 @@ import type { CpuSampler } from '../support/bench/proc-stats';
 import { mapLimit, round } from '../support/bench/stats';
 import { PgCountingProxy } from '../support/pg-counting-proxy';
 import { freePort } from '../support/redis-server';
+import { drainOutbox } from './outbox-drain';
 import { OWN_SQL_HOLD_SCRIPT } from './own-sql-hold';
+import { pgbenchClients, pgbenchCycles } from './pgbench-cycles';
 
 /*
  * The suite's HTTP part, piece by piece: one built API, four fixed-request windows on autocannon
@@ -51,6 +47,7 @@ const CONFLICT_CUSTOMERS = 256;
 const COUNTED_HOLDS = 200;
 const ISOLATED_HOLDS = 40;
 export const PROFILE_SECONDS = 6;
+const UNTIL_DRAINED = { timeoutMs: 60_000, pollMs: 250 };
 
 export interface HttpOptions {
   connections: number;
@@ -188,21 +185,10 @@ function requests(
   return { ...windows[name], exhausted: () => exhausted };
 }
 
-/** Waits (up to 60 s) until no outbox message is pending; answers how many still are. */
-async function pendingAfterDrain(client: Client, pollMs = 250): Promise<number> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const { rows } = await client.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM outbox_messages WHERE status = 'pending'`,
-    );
-    if (rows[0].n === 0 || Date.now() > deadline) return rows[0].n;
-    await sleep(pollMs);
-  }
-}
-
-/** No fan-out left over from the last window. */
-function drainOutbox(databaseUrl: string): Promise<number> {
-  return withClient(databaseUrl, (client) => pendingAfterDrain(client));
+/** No fan-out left over from the last window (60 s at most); answers how many still wait. */
+async function outboxPending(databaseUrl: string): Promise<number> {
+  const { pending } = await withClient(databaseUrl, (client) => drainOutbox(client, UNTIL_DRAINED));
+  return pending;
 }
 
 export async function measureWindow(
@@ -212,7 +198,7 @@ export async function measureWindow(
   options: HttpOptions,
   seconds = options.seconds,
 ): Promise<WindowResult> {
-  const outboxPendingBefore = await drainOutbox(options.databaseUrl);
+  const outboxPendingBefore = await outboxPending(options.databaseUrl);
   const load = requests(name, state);
   log(
     `http: ${name}, ${options.connections} connections, ${options.warmupSeconds} s warm-up + ${seconds} s`,
@@ -249,47 +235,63 @@ export async function wireCostPerHold(
     const customers = await registerCustomers(api.url, 16, 'all-counted');
     await warmCaches(api.url, customers, [event]);
     return await withClient(options.databaseUrl, async (db) => {
-      await pendingAfterDrain(db);
+      await drainOutbox(db, UNTIL_DRAINED);
       const idleStart = proxy.counts().statements;
       await sleep(3_000);
+      const counted = { api, proxy, db, event, customers };
       const idlePerSecond = (proxy.counts().statements - idleStart) / 3;
-      const hold = async (label: string, i: number): Promise<void> => {
-        const body = { eventId: event.id, seatIds: [label] };
-        const token = customers[i % customers.length].token;
-        const answer = await call(api.url, 'POST', '/bookings', { token, body });
-        expectStatus(answer, 201, 'counted hold');
-      };
-      const measure = async (concurrency: number, labels: string[]): Promise<WireCost> => {
-        const before = proxy.counts();
-        const started = performance.now();
-        if (concurrency === 1) {
-          for (const [i, label] of labels.entries()) {
-            await hold(label, i);
-            await pendingAfterDrain(db, 20);
-          }
-        } else {
-          await mapLimit(labels, concurrency, hold);
-          await pendingAfterDrain(db, 20);
-        }
-        const after = proxy.counts();
-        const idle = idlePerSecond * ((performance.now() - started) / 1000);
-        const per = (n: number) => round((n - idle) / labels.length, 2);
-        return {
-          concurrency,
-          holds: labels.length,
-          statements: per(after.statements - before.statements),
-          roundTrips: per(after.roundTrips - before.roundTrips),
-        };
-      };
+      const labels = event.labels;
       return [
-        await measure(1, event.labels.slice(0, ISOLATED_HOLDS)),
-        await measure(16, event.labels.slice(ISOLATED_HOLDS, ISOLATED_HOLDS + COUNTED_HOLDS)),
+        await countHolds(counted, idlePerSecond, 1, labels.slice(0, ISOLATED_HOLDS)),
+        await countHolds(
+          counted,
+          idlePerSecond,
+          16,
+          labels.slice(ISOLATED_HOLDS, ISOLATED_HOLDS + COUNTED_HOLDS),
+        ),
       ];
     });
   } finally {
     await children.stop(api);
     await proxy.stop();
   }
+}
+
+interface Counted {
+  api: Child;
+  proxy: PgCountingProxy;
+  db: Client;
+  event: BenchEvent;
+  customers: BenchCustomer[];
+}
+
+/** Holds `labels`, `concurrency` at a time, each batch's fan-out drained; the wire per hold. */
+async function countHolds(
+  { api, proxy, db, event, customers }: Counted,
+  idlePerSecond: number,
+  concurrency: number,
+  labels: string[],
+): Promise<WireCost> {
+  const drained = { ...UNTIL_DRAINED, pollMs: 20 };
+  const hold = async (label: string, i: number): Promise<void> => {
+    const body = { eventId: event.id, seatIds: [label] };
+    const token = customers[i % customers.length].token;
+    expectStatus(await call(api.url, 'POST', '/bookings', { token, body }), 201, 'counted hold');
+    if (concurrency === 1) await drainOutbox(db, drained);
+  };
+  const before = proxy.counts();
+  const started = performance.now();
+  await mapLimit(labels, concurrency, hold);
+  await drainOutbox(db, drained);
+  const after = proxy.counts();
+  const idle = idlePerSecond * ((performance.now() - started) / 1000);
+  const per = (n: number) => round((n - idle) / labels.length, 2);
+  return {
+    concurrency,
+    holds: labels.length,
+    statements: per(after.statements - before.statements),
+    roundTrips: per(after.roundTrips - before.roundTrips),
+  };
 }
 
 async function pgbenchHolds(
@@ -299,23 +301,17 @@ async function pgbenchHolds(
   wanted: number,
   run: number,
 ): Promise<CeilingRun> {
-  const clients = Math.max(1, Math.min(wanted, (await availableConnections()) - 5));
+  const clients = await pgbenchClients(wanted);
   const seconds = Math.max(1, Math.round(options.seconds));
-  const k = Math.ceil((PGBENCH_SEATS_PER_SECOND * seconds) / clients) + 100;
   log(`http: pgbench ${script}, ${clients} clients x ${seconds} s`);
-  const ev = await preparePgbench(options.databaseUrl, {
-    seats: clients * k,
-    customers: clients,
-    priceCents: PRICE_CENTS,
-  });
-  const vars = { ev, k, seq: 0, runbase: run * 100_000_000, fencebase: '1000000000000000' };
-  const own = script === 'own-SQL replay';
-  const result = await runPgbench(children, {
+  const { result } = await pgbenchCycles(children, {
     url: options.databaseUrl,
-    script: own ? OWN_SQL_HOLD_SCRIPT : HOLD_SCRIPT,
+    script: script === 'own-SQL replay' ? OWN_SQL_HOLD_SCRIPT : HOLD_SCRIPT,
     clients,
     seconds,
-    vars,
+    run,
+    seatsPerSecond: PGBENCH_SEATS_PER_SECOND,
+    priceCents: PRICE_CENTS,
   });
   return { ...result, script };
 }
