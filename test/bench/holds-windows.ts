@@ -26,7 +26,7 @@ import { mapLimit, round } from '../support/bench/stats';
 import { PgCountingProxy } from '../support/pg-counting-proxy';
 import { freePort } from '../support/redis-server';
 import { drainOutbox } from './outbox-drain';
-import { OWN_SQL_HOLD_SCRIPT } from './own-sql-hold';
+import { HOLD_PRICE_CENTS, OWN_SQL_HOLD_SCRIPT } from './own-sql-hold';
 import { pgbenchClients, pgbenchCycles } from './pgbench-cycles';
 
 /*
@@ -39,7 +39,6 @@ export const WINDOWS = ['holds', 'conflicts', 'live', 'seats'] as const;
 export type WindowName = (typeof WINDOWS)[number];
 
 const log = logger('all');
-const PRICE_CENTS = 5_000;
 const SEATS_PER_EVENT = 10_000; // the API's cap per event
 const HOLD_SEATS_PER_SECOND = 4_000; // far above what 2 cores reach
 const PGBENCH_SEATS_PER_SECOND = 9_000;
@@ -311,7 +310,7 @@ async function pgbenchHolds(
     seconds,
     run,
     seatsPerSecond: PGBENCH_SEATS_PER_SECOND,
-    priceCents: PRICE_CENTS,
+    priceCents: HOLD_PRICE_CENTS,
   });
   return { ...result, script };
 }
