@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { API_MAIN, type Child, ChildProcesses } from '../support/bench/child-processes';
-import { databaseUrl, recreateDatabase } from '../support/bench/bench-postgres';
+import { benchDatabaseName, databaseUrl, recreateDatabase } from '../support/bench/bench-postgres';
 import {
   BenchError,
   listOption,
@@ -47,7 +47,8 @@ import { buildReport, type HttpPart, printReport, type SuiteResult } from './all
 
 const PARTS = ['stampede', 'http', 'flow', 'notify', 'lock'] as const;
 type Part = (typeof PARTS)[number];
-const PREFIX = 'seatlock_bench_all';
+/** With BENCH_DATABASE_PREFIX set, parallel suites (one per worktree) use databases apart. */
+const PREFIX = benchDatabaseName('seatlock_bench_all');
 const BUSY_CORES = 0.25;
 
 const USAGE = `Usage: npm run bench -- [options]

@@ -408,8 +408,9 @@ async function admissionCount(url: string, eventId: string): Promise<AdmissionCo
   client.on('error', () => undefined);
   try {
     await client.connect();
-    const keys = await client.keys(`*{event:${eventId}}*`);
-    const key = keys.find((k) => k.includes('permits')) ?? keys[0];
+    // Not any key of the event: its seat stream (seatstream:{event:…}) is no string.
+    const keys = await client.keys(`*ga:{event:${eventId}}*`);
+    const key = keys[0];
     if (!key) return null;
     const [value, pttlMs] = await Promise.all([client.get(key), client.pttl(key)]);
     return { key, value: value === null ? null : Number(value), pttlMs };

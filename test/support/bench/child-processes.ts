@@ -180,6 +180,7 @@ export class ChildProcesses {
   async stop(proc: Child, signal: NodeJS.Signals = 'SIGTERM') {
     if (proc.hasExited) return proc.exited;
     proc.child.kill(signal);
+    proc.child.kill('SIGCONT'); // a stopped (SIGSTOP) child would sit on its signal
     const stopped = await Promise.race([proc.exited, sleep(this.stopTimeoutMs).then(() => null)]);
     if (stopped) return stopped;
     this.log(`${proc.name} ignored ${signal} for ${this.stopTimeoutMs} ms; sending SIGKILL`);
