@@ -2,15 +2,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from 'pg';
 import * as pg from '../support/bench/bench-postgres';
 import { CpuSampler } from '../support/bench/proc-stats';
-import { drainOutbox } from './outbox-drain';
 
 /*
  * What the flow benchmark counts besides its own replies: PostgreSQL's transactions, the
  * simulator's work, the rows a booking leaves, the CPU by process.
  */
 
-export const API_DATABASE = pg.benchDatabaseName('seatlock_bench_flow');
-export const GATEWAY_DATABASE = pg.benchDatabaseName('seatlock_bench_gateway');
+/** The databases as freshDatabase names them; with BENCH_DATABASE_PREFIX applied, as PostgreSQL does. */
+export const API_DB = 'seatlock_bench_flow';
+export const GATEWAY_DB = 'seatlock_bench_gateway';
+const API_DATABASE = pg.benchDatabaseName(API_DB);
+const GATEWAY_DATABASE = pg.benchDatabaseName(GATEWAY_DB);
 /** An idle backend publishes its counters within PGSTAT_IDLE_INTERVAL (10 s): that, plus a margin. */
 const STATS_QUIET_MS = 12_000;
 
@@ -53,8 +55,20 @@ export async function gatewayCounts(gatewayDb: Client): Promise<GatewayCounts> {
 export async function drain(gatewayDb: Client, apiDbUrl: string) {
   const deadline = Date.now() + 60_000;
   while ((await gatewayCounts(gatewayDb)).backlog > 0 && Date.now() < deadline) await sleep(200);
-  const until = { timeoutMs: Math.max(0, deadline - Date.now()), pollMs: 500, stallMs: 6_000 };
-  return pg.withClient(apiDbUrl, (client) => drainOutbox(client, until));
+  return pg.withClient(apiDbUrl, async (client) => {
+    let [last, changedAt] = [-1, Date.now()];
+    for (let reads = 1; ; reads += 1) {
+      const { rows } = await client.query(
+        `SELECT count(*)::int AS n FROM outbox_messages WHERE status = 'pending'`,
+      );
+      const pending = Number(rows[0].n);
+      if (pending !== last) [last, changedAt] = [pending, Date.now()];
+      if (pending === 0 || Date.now() - changedAt >= 6_000 || Date.now() > deadline) {
+        return { pending, reads };
+      }
+      await sleep(500);
+    }
+  });
 }
 
 type Rows = Record<'confirmed' | 'booked' | 'captured', number>;

@@ -2,15 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as PgClient } from 'pg';
 import { freePort } from '../support/redis-server';
-import { PgCountingProxy } from '../support/pg-counting-proxy';
-import * as http from '../support/bench/bench-http';
 import * as pg from '../support/bench/bench-postgres';
-import * as proc from '../support/bench/child-processes';
+import type { BenchRun } from '../support/bench/bench-run';
 import {
-  API_DATABASE,
+  API_DB,
   cpuSampler,
   drain,
-  GATEWAY_DATABASE,
+  GATEWAY_DB,
   gatewayCounts,
   type GatewayCounts,
   settle,
@@ -25,54 +23,31 @@ import { runPhase, type Seat, type Vu } from './flow-load';
 export type Stack = Awaited<ReturnType<typeof startStack>>;
 export type Measurement = Awaited<ReturnType<typeof measure>>;
 
-/** The databases, the proxy, the simulator, the API; `closers` collects what to close at the end. */
-export async function startStack(
-  children: proc.ChildProcesses,
-  redisUrl: string,
-  adminToken: string,
-  closers: (() => unknown)[],
-) {
-  const apiDbUrl = await pg.recreateDatabase(API_DATABASE);
-  const gatewayDbUrl = await pg.recreateDatabase(GATEWAY_DATABASE);
-  const target = new URL(apiDbUrl);
-  const proxy = await PgCountingProxy.start(target.hostname, Number(target.port || 5432));
-  closers.push(() => proxy.stop());
-  const [apiPort, gatewayPort] = [await freePort(), await freePort()];
-  const [apiUrl, gatewayUrl] = [apiPort, gatewayPort].map((port) => `http://127.0.0.1:${port}`);
+/** The databases, the proxy, the API, the simulator, and two PostgreSQL sessions to read. */
+export async function startStack(bench: BenchRun, redisUrl: string) {
+  const apiDbUrl = await bench.freshDatabase(API_DB);
+  const gatewayDbUrl = await bench.freshDatabase(GATEWAY_DB);
+  const proxy = await bench.countingProxy(apiDbUrl);
+  // The API learns the simulator's port first; the simulator, the API's webhook URL then.
+  const gatewayPort = await freePort();
   const secret = `whsec_bench_${randomBytes(16).toString('hex')}`;
-  const probe = (url: string, route: string) => () => http.call(url, 'GET', route);
-  const gateway = children.node('gateway simulator', proc.GATEWAY_MAIN, {
-    ...process.env,
-    GATEWAY_PORT: String(gatewayPort),
-    GATEWAY_HOST: '127.0.0.1',
-    GATEWAY_LOG_LEVEL: 'warn',
-    GATEWAY_DATABASE_URL: gatewayDbUrl,
-    GATEWAY_WEBHOOK_SECRET: secret,
-    GATEWAY_WEBHOOK_URL: `${apiUrl}/payments/webhook`,
+  const api = await bench.startApi({
+    database: proxy.urlFor(apiDbUrl),
+    redis: redisUrl,
+    gateway: `http://127.0.0.1:${gatewayPort}`,
+    // The outbox's safety-net poll every 5 s, not every second, so that the counters can settle;
+    // NOTIFY still wakes the dispatcher for every message a booking writes, and that counts.
+    env: { GATEWAY_WEBHOOK_SECRET: secret, NOTIFY_POLL_MS: '5000' },
   });
-  gateway.url = gatewayUrl;
-  await proc.waitHealthy(gateway, probe(gatewayUrl, '/health'), 60_000);
-  const api = children.node(
-    'API',
-    proc.API_MAIN,
-    proc.benchApiEnv({
-      PORT: String(apiPort),
-      DATABASE_URL: proxy.urlFor(apiDbUrl),
-      REDIS_URL: redisUrl,
-      ADMIN_TOKEN: adminToken,
-      GATEWAY_URL: gatewayUrl,
-      GATEWAY_WEBHOOK_SECRET: secret,
-      // The outbox's safety-net poll every 5 s, not every second, so that the counters can settle;
-      // NOTIFY still wakes the dispatcher for every message a booking writes, and that counts.
-      NOTIFY_POLL_MS: '5000',
-    }),
-    proc.apiNodeOptions(),
-  );
-  api.url = apiUrl;
-  await proc.waitHealthy(api, probe(apiUrl, '/health/ready'), 60_000);
+  const gateway = await bench.startGateway({
+    database: gatewayDbUrl,
+    webhookUrl: `${api.url}/payments/webhook`,
+    secret,
+    port: gatewayPort,
+  });
   const [admin, gatewayDb] = [pg.databaseUrl('postgres'), gatewayDbUrl].map((url) => {
     const client = new PgClient(url).on('error', () => undefined);
-    closers.push(() => client.end());
+    bench.track({ stop: () => client.end() });
     return client;
   });
   await Promise.all([admin.connect(), gatewayDb.connect()]);
@@ -84,7 +59,7 @@ export async function measure(
   s: Stack,
   o: { customers: number; warmup: number; duration: number },
   [vus, seats]: [Vu[], Seat[]],
-  { children, log }: { children: proc.ChildProcesses; log: (message: string) => void },
+  { children, log }: BenchRun,
 ) {
   log(`warm-up: ${o.customers} customers for ${o.warmup} s`);
   const warmup = await runPhase(o.warmup, vus, seats, s.api);

@@ -1,7 +1,7 @@
 import { cpus } from 'node:os';
 import type { LedgerReport } from '../../apps/api/src/ledger/ledger-check';
 import { latencySummary, ratio, round } from '../support/bench/stats';
-import { fmt, renderTable, type TableRow } from '../support/bench/table';
+import { fmt, printReport, type TableRow } from '../support/bench/report';
 import type { CeilingRun, FlowCeilings } from './flow-ceilings';
 import type { Measurement } from './flow-measure';
 import { OWN_SQL_FLOW_TRANSACTIONS } from './own-sql-flow';
@@ -112,7 +112,7 @@ type Cell = TableRow['measured'];
 const row = (figure: string, measured: Cell, ceiling?: Cell, r?: number | null, goal?: string) =>
   ({ figure, measured, ceiling, ratio: r, goal }) satisfies TableRow;
 
-export function printFlowReport(r: ReturnType<typeof flowReport>): void {
+export function printFlowReport(r: ReturnType<typeof flowReport>, json: boolean): void {
   const s = r.summary;
   const ms = ({ p50, p99 }: P50P99) => `${fmt(p50, 1)} / ${fmt(p99, 1)}`;
   const at = (c: { tps: number; clients: number } | null) =>
@@ -140,13 +140,11 @@ export function printFlowReport(r: ReturnType<typeof flowReport>): void {
     row('-', null),
     row('check:ledger', s.ledgerClean ? 'clean' : 'VIOLATIONS', null, null, 'clean'),
   ];
-  const out = [
-    `Payment flow: ${s.customers} customers, hold -> pay -> confirmed, ${r.durationSeconds} s`,
-    renderTable(rows),
-    ...r.ledger.violations.map((v) => `! ledger: ${v}`),
-    ...r.invariantViolations.slice(0, 20).map((v) => `! invariant: ${v}`),
-    ...r.anomalies.map((note) => `! ${note}`),
-    r.ok ? 'OK' : 'FAILED',
+  const notes = [
+    ...r.ledger.violations.map((v) => `ledger: ${v}`),
+    ...r.invariantViolations.slice(0, 20).map((v) => `invariant: ${v}`),
+    ...r.anomalies,
   ];
-  process.stdout.write(`${out.join('\n')}\n`);
+  const title = `Payment flow: ${s.customers} customers, hold -> pay -> confirmed, ${r.durationSeconds} s`;
+  printReport([{ title, rows, notes }, { lines: [r.ok ? 'OK' : 'FAILED'] }], json ? r : undefined);
 }

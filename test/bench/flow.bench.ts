@@ -12,24 +12,21 @@
  * (pgbench, the API stopped): the minimal durable SQL of a booking, and a replay of the API's own
  * SQL. Uses DATABASE_URL's server and REDIS_URL, both on this machine. More: docs/benchmarks.md.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { checkLedger } from '../../apps/api/src/ledger/ledger-check';
 import * as pg from '../support/bench/bench-postgres';
+import { BenchRun } from '../support/bench/bench-run';
 import * as proc from '../support/bench/child-processes';
 import * as cli from '../support/bench/cli';
-import { printJson } from '../support/bench/table';
 import { flowCeilings } from './flow-ceilings';
-import { API_DATABASE, GATEWAY_DATABASE } from './flow-counters';
 import { setUpLoad } from './flow-load';
 import { measure, startStack } from './flow-measure';
 import { type Checks, flowReport, printFlowReport } from './flow-report';
 
 const LEDGER_CHECK = resolve(proc.ROOT, 'dist/apps/api/apps/api/src/ledger/ledger-check.js');
-const log = cli.logger('flow');
-const children = new proc.ChildProcesses(log, 10_000);
+const bench = new BenchRun('flow');
 
 const USAGE = `Usage: npm run bench:flow -- [--customers N] [--duration S] [--warmup S] [--json] [--no-pgbench]
 
@@ -57,37 +54,26 @@ function readOptions() {
 }
 
 async function run(options: Options, check: typeof checkLedger, redisUrl: string) {
-  const closers: (() => unknown)[] = [];
-  try {
-    const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
-    const stack = await startStack(children, redisUrl, adminToken, closers);
-    const { vus, seats } = await setUpLoad(stack.api.url, adminToken, options, log);
-    const m = await measure(stack, options, [vus, seats], { children, log });
-    log('check:ledger over everything (the compiled checker from dist/)');
-    const ledger = await cli.withTimeout(
-      check({ databaseUrl: stack.apiDbUrl, gatewayUrl: stack.gateway.url, settleMs: 5_000 }),
-      180_000,
-      'check:ledger',
-    );
-    await children.stop(stack.gateway);
-    const checks: Checks = { ledger, anomalies: [] };
-    const ceiling = options.pgbench
-      ? await flowCeilings(children, stack.apiDbUrl, options, checks.anomalies, log)
-      : null;
-    return flowReport(options, m, checks, ceiling);
-  } finally {
-    await children.stopAll();
-    for (const close of closers) await Promise.resolve(close()).catch(() => undefined);
-  }
-}
-
-async function dropDatabases(): Promise<void> {
-  for (const name of [API_DATABASE, GATEWAY_DATABASE]) await pg.dropDatabase(name);
+  const stack = await startStack(bench, redisUrl);
+  const { vus, seats } = await setUpLoad(stack.api.url, bench.adminToken, options, bench.log);
+  const m = await measure(stack, options, [vus, seats], bench);
+  bench.log('check:ledger over everything (the compiled checker from dist/)');
+  const ledger = await cli.withTimeout(
+    check({ databaseUrl: stack.apiDbUrl, gatewayUrl: stack.gateway.url, settleMs: 5_000 }),
+    180_000,
+    'check:ledger',
+  );
+  await bench.children.stop(stack.gateway);
+  const checks: Checks = { ledger, anomalies: [] };
+  const ceiling = options.pgbench
+    ? await flowCeilings(bench.children, stack.apiDbUrl, options, checks.anomalies, bench.log)
+    : null;
+  return flowReport(options, m, checks, ceiling);
 }
 
 async function main(): Promise<number> {
   const options = readOptions();
-  for (const file of [proc.API_MAIN, proc.GATEWAY_MAIN, LEDGER_CHECK]) {
+  for (const file of [proc.GATEWAY_MAIN, LEDGER_CHECK]) {
     if (!existsSync(file)) throw new cli.BenchError(`${file} is missing: run npm run build`);
   }
   // Loaded now: a rebuild that empties dist/ during the run must not take the checker away.
@@ -96,22 +82,10 @@ async function main(): Promise<number> {
   };
   const redisUrl = pg.localRedisUrl();
   await pg.requireRedis(redisUrl);
-  try {
-    const result = await run(options, ledger.checkLedger, redisUrl);
-    printFlowReport(result);
-    if (options.json) printJson(result);
-    return result.ok ? 0 : 1;
-  } finally {
-    await cli
-      .withTimeout(dropDatabases(), 30_000, 'dropping the bench databases')
-      .catch((error: Error) => log(`could not drop the bench databases: ${error.message}`));
-  }
+  const result = await run(options, ledger.checkLedger, redisUrl);
+  await bench.stopAll();
+  printFlowReport(result, options.json);
+  return result.ok ? 0 : 1;
 }
 
-cli.runBenchmarkMain({
-  benchmark: 'flow',
-  main,
-  children,
-  totalMs: 20 * 60_000,
-  cleanUp: dropDatabases,
-});
+bench.main(main, 20 * 60_000);

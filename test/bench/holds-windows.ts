@@ -5,7 +5,6 @@ import {
   API_MAIN,
   apiNodeOptions,
   benchApiEnv,
-  waitHealthy,
 } from '../support/bench/child-processes';
 import {
   type BenchCustomer,
@@ -16,8 +15,9 @@ import {
   registerCustomers,
   warmCaches,
 } from '../support/bench/bench-http';
-import type { Client } from 'pg';
-import { type PgbenchResult, withClient } from '../support/bench/bench-postgres';
+import type { PgbenchResult } from '../support/bench/bench-postgres';
+import { NO_GATEWAY, waitReady } from '../support/bench/bench-run';
+import { drainOutbox } from '../support/bench/bench-state';
 import { logger } from '../support/bench/cli';
 import { type LoadRequest, type LoadResult, loadWindow } from '../support/bench/load';
 import { HOLD_SCRIPT, HOLD_TTL_SECONDS } from '../support/bench/minimal-sql';
@@ -25,7 +25,6 @@ import type { CpuSampler } from '../support/bench/proc-stats';
 import { mapLimit, round } from '../support/bench/stats';
 import { PgCountingProxy } from '../support/pg-counting-proxy';
 import { freePort } from '../support/redis-server';
-import { drainOutbox } from './outbox-drain';
 import { HOLD_PRICE_CENTS, OWN_SQL_HOLD_SCRIPT } from './own-sql-hold';
 import { pgbenchClients, pgbenchCycles } from './pgbench-cycles';
 
@@ -46,7 +45,6 @@ const CONFLICT_CUSTOMERS = 256;
 const COUNTED_HOLDS = 200;
 const ISOLATED_HOLDS = 40;
 export const PROFILE_SECONDS = 6;
-const UNTIL_DRAINED = { timeoutMs: 60_000, pollMs: 250 };
 
 export interface HttpOptions {
   connections: number;
@@ -85,6 +83,7 @@ export interface WireCost {
   roundTrips: number | null;
 }
 
+/** The built API for holds (no payment gateway); `extra` for a counted or a profiled run. */
 export async function startApi(
   children: ChildProcesses,
   options: HttpOptions,
@@ -98,14 +97,13 @@ export async function startApi(
     DATABASE_URL: extra.databaseUrl ?? options.databaseUrl,
     REDIS_URL: options.redisUrl,
     LOCK_MODE: 'redis',
-    // Holds only: no payment gateway, so the API must not start a simulator of its own.
-    GATEWAY_URL: 'http://127.0.0.1:9',
+    GATEWAY_URL: NO_GATEWAY,
     ADMIN_TOKEN: options.adminToken,
     HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS),
   });
   const api = children.node(name, API_MAIN, env, [...profiling, ...apiNodeOptions()]);
   api.url = `http://127.0.0.1:${port}`;
-  await waitHealthy(api, () => call(api.url, 'GET', '/health/ready', { timeoutMs: 2_000 }), 60_000);
+  await waitReady(api, '/health/ready');
   return api;
 }
 
@@ -184,12 +182,6 @@ function requests(
   return { ...windows[name], exhausted: () => exhausted };
 }
 
-/** No fan-out left over from the last window (60 s at most); answers how many still wait. */
-async function outboxPending(databaseUrl: string): Promise<number> {
-  const { pending } = await withClient(databaseUrl, (client) => drainOutbox(client, UNTIL_DRAINED));
-  return pending;
-}
-
 export async function measureWindow(
   name: WindowName,
   api: Child,
@@ -197,7 +189,8 @@ export async function measureWindow(
   options: HttpOptions,
   seconds = options.seconds,
 ): Promise<WindowResult> {
-  const outboxPendingBefore = await outboxPending(options.databaseUrl);
+  // No fan-out left over from the last window.
+  const outboxPendingBefore = await drainOutbox(options.databaseUrl, 60_000);
   const load = requests(name, state);
   log(
     `http: ${name}, ${options.connections} connections, ${options.warmupSeconds} s warm-up + ${seconds} s`,
@@ -233,23 +226,21 @@ export async function wireCostPerHold(
     const event = await createEvent(api.url, options.adminToken, 'Counted', 3, 100);
     const customers = await registerCustomers(api.url, 16, 'all-counted');
     await warmCaches(api.url, customers, [event]);
-    return await withClient(options.databaseUrl, async (db) => {
-      await drainOutbox(db, UNTIL_DRAINED);
-      const idleStart = proxy.counts().statements;
-      await sleep(3_000);
-      const counted = { api, proxy, db, event, customers };
-      const idlePerSecond = (proxy.counts().statements - idleStart) / 3;
-      const labels = event.labels;
-      return [
-        await countHolds(counted, idlePerSecond, 1, labels.slice(0, ISOLATED_HOLDS)),
-        await countHolds(
-          counted,
-          idlePerSecond,
-          16,
-          labels.slice(ISOLATED_HOLDS, ISOLATED_HOLDS + COUNTED_HOLDS),
-        ),
-      ];
-    });
+    await drainOutbox(options.databaseUrl, 60_000);
+    const idleStart = proxy.counts().statements;
+    await sleep(3_000);
+    const counted = { api, proxy, databaseUrl: options.databaseUrl, event, customers };
+    const idlePerSecond = (proxy.counts().statements - idleStart) / 3;
+    const labels = event.labels;
+    return [
+      await countHolds(counted, idlePerSecond, 1, labels.slice(0, ISOLATED_HOLDS)),
+      await countHolds(
+        counted,
+        idlePerSecond,
+        16,
+        labels.slice(ISOLATED_HOLDS, ISOLATED_HOLDS + COUNTED_HOLDS),
+      ),
+    ];
   } finally {
     await children.stop(api);
     await proxy.stop();
@@ -259,29 +250,28 @@ export async function wireCostPerHold(
 interface Counted {
   api: Child;
   proxy: PgCountingProxy;
-  db: Client;
+  databaseUrl: string;
   event: BenchEvent;
   customers: BenchCustomer[];
 }
 
 /** Holds `labels`, `concurrency` at a time, each batch's fan-out drained; the wire per hold. */
 async function countHolds(
-  { api, proxy, db, event, customers }: Counted,
+  { api, proxy, databaseUrl, event, customers }: Counted,
   idlePerSecond: number,
   concurrency: number,
   labels: string[],
 ): Promise<WireCost> {
-  const drained = { ...UNTIL_DRAINED, pollMs: 20 };
   const hold = async (label: string, i: number): Promise<void> => {
     const body = { eventId: event.id, seatIds: [label] };
     const token = customers[i % customers.length].token;
     expectStatus(await call(api.url, 'POST', '/bookings', { token, body }), 201, 'counted hold');
-    if (concurrency === 1) await drainOutbox(db, drained);
+    if (concurrency === 1) await drainOutbox(databaseUrl, 60_000);
   };
   const before = proxy.counts();
   const started = performance.now();
   await mapLimit(labels, concurrency, hold);
-  await drainOutbox(db, drained);
+  await drainOutbox(databaseUrl, 60_000);
   const after = proxy.counts();
   const idle = idlePerSecond * ((performance.now() - started) / 1000);
   const per = (n: number) => round((n - idle) / labels.length, 2);
