@@ -4,6 +4,7 @@ import { latencySummary, ratio, round } from '../support/bench/stats';
 import { parseBody, tallyShots, type WaveTally } from '../support/bench/wave';
 import type { Measured } from './best-available.bench';
 import { bestCeiling } from './holds-windows';
+import { row } from './table-row';
 
 /* The best-available benchmark's checks of the seats it left, its JSON report and its table. */
 
@@ -198,10 +199,6 @@ function waveNotes(m: Measured, s: Summary): string[] {
   if (!m.redisPrivate) out.push('REDIS_URL is shared: its commandstats count every client');
   return out;
 }
-
-type Cell = TableRow['measured'];
-const row = (figure: string, measured?: Cell, ceiling?: Cell, r?: number | null, goal?: string) =>
-  ({ figure, measured, ceiling, ratio: r, goal }) satisfies TableRow;
 
 function tableRows(s: Summary, r: ReturnType<typeof summarize>): TableRow[] {
   const perRequest = (n: number) => fmt(n / s.contenders, 2);

@@ -28,7 +28,7 @@ import { BenchRun, HOUR_MS } from '../support/bench/bench-run';
 import * as state from '../support/bench/bench-state';
 import type { Child } from '../support/bench/child-processes';
 import * as cli from '../support/bench/cli';
-import { CpuSampler, memoryStatus } from '../support/bench/proc-stats';
+import { memoryStatus } from '../support/bench/proc-stats';
 import { round, subtract } from '../support/bench/stats';
 import { fireWave, waveAgent } from '../support/bench/wave';
 import { printBestReport, QUANTITY, ROWS, SEATS_PER_ROW, summarize } from './best-available-report';
@@ -51,13 +51,7 @@ const USAGE = `Usage: npm run bench:best -- [--contenders N] [--cold] [--pgbench
 function readOptions() {
   const [text, flag] = [{ type: 'string' }, { type: 'boolean' }] as const;
   const values = cli.parseBenchArgs(
-    {
-      contenders: text,
-      cold: flag,
-      'pgbench-seconds': text,
-      'no-pgbench': flag,
-      json: flag,
-    },
+    { contenders: text, cold: flag, 'pgbench-seconds': text, 'no-pgbench': flag, json: flag },
     USAGE,
   );
   return {
@@ -160,20 +154,13 @@ async function wave(
 }
 
 /** pgbench of a hold (the suite's runs), the API stopped; a failure or no pgbench is noted. */
-async function ceilings(o: Options, databaseUrl: string, redisUrl: string) {
+async function ceilings(o: Options, databaseUrl: string) {
   const none = (skipped: string) => ({ runs: [] as CeilingRun[], skipped });
   if (!o.pgbench) return none('--no-pgbench');
   if (!findPgbench()) return none('no pgbench on this machine');
   try {
-    const runs = await holdCeilings(bench.children, {
-      connections: 64,
-      seconds: o.pgbenchSeconds,
-      warmupSeconds: 0,
-      redisUrl,
-      databaseUrl,
-      adminToken: '',
-      sampler: () => new CpuSampler(() => null),
-    });
+    const ceilingOptions = { connections: 64, seconds: o.pgbenchSeconds, databaseUrl };
+    const runs = await holdCeilings(bench.children, ceilingOptions);
     return { runs, skipped: null };
   } catch (error) {
     return none(`pgbench failed: ${(error as Error).message.split('\n')[0]}`);
@@ -192,7 +179,7 @@ async function measure(o: Options) {
     env: { NOTIFY_POLL_MS: HOUR_MS },
   };
   const waved = await bench.withApi(api, (child) => wave(child, o, [benchUrl, redis.url], proxy));
-  const ceiling = await ceilings(o, benchUrl, redis.url);
+  const ceiling = await ceilings(o, benchUrl);
   return { ...waved, redisPrivate: redis.server !== null, ceiling };
 }
 export type Measured = Awaited<ReturnType<typeof measure>>;

@@ -5,6 +5,7 @@ import { fmt, printReport, type TableRow } from '../support/bench/report';
 import type { CeilingRun, FlowCeilings } from './flow-ceilings';
 import type { Measurement } from './flow-measure';
 import { OWN_SQL_FLOW_TRANSACTIONS } from './own-sql-flow';
+import { row } from './table-row';
 
 /* The flow benchmark's checks, its JSON report and its table. */
 
@@ -107,10 +108,6 @@ export function flowReport(
     anomalies: notes(m, checks, per(transactions)),
   };
 }
-
-type Cell = TableRow['measured'];
-const row = (figure: string, measured: Cell, ceiling?: Cell, r?: number | null, goal?: string) =>
-  ({ figure, measured, ceiling, ratio: r, goal }) satisfies TableRow;
 
 export function printFlowReport(r: ReturnType<typeof flowReport>, json: boolean): void {
   const s = r.summary;

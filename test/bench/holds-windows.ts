@@ -56,6 +56,9 @@ export interface HttpOptions {
   sampler: () => CpuSampler;
 }
 
+/** What the pgbench ceilings of a hold need: the load's connections, the window's length. */
+export type CeilingOptions = Pick<HttpOptions, 'connections' | 'seconds' | 'databaseUrl'>;
+
 /** What the windows need: events and customers made once, and the next unused seat. */
 export interface HttpState {
   holdEvents: BenchEvent[];
@@ -143,7 +146,6 @@ function requests(
   name: WindowName,
   state: HttpState,
 ): { next: () => LoadRequest; expected: number; exhausted: () => boolean } {
-  const bearer = (customer: BenchCustomer) => ({ authorization: `Bearer ${customer.token}` });
   let turn = 0;
   let exhausted = false;
   const total = state.holdEvents.length * SEATS_PER_EVENT;
@@ -154,25 +156,16 @@ function requests(
     return JSON.stringify({ eventId: event.id, seatIds: [event.labels[n % SEATS_PER_EVENT]] });
   };
   const conflictBody = JSON.stringify({ eventId: state.seatsEvent.id, seatIds: [state.heldSeat] });
+  // POST /bookings by each customer in turn.
+  const booking = (customers: BenchCustomer[], body: () => string) => (): LoadRequest => ({
+    method: 'POST',
+    path: '/bookings',
+    body: body(),
+    headers: { authorization: `Bearer ${customers[turn++ % customers.length].token}` },
+  });
   const windows: Record<WindowName, { next: () => LoadRequest; expected: number }> = {
-    holds: {
-      expected: 201,
-      next: () => ({
-        method: 'POST',
-        path: '/bookings',
-        body: holdBody(),
-        headers: bearer(state.holdCustomers[turn++ % state.holdCustomers.length]),
-      }),
-    },
-    conflicts: {
-      expected: 409,
-      next: () => ({
-        method: 'POST',
-        path: '/bookings',
-        body: conflictBody,
-        headers: bearer(state.conflictCustomers[turn++ % state.conflictCustomers.length]),
-      }),
-    },
+    holds: { expected: 201, next: booking(state.holdCustomers, holdBody) },
+    conflicts: { expected: 409, next: booking(state.conflictCustomers, () => conflictBody) },
     live: { expected: 200, next: () => ({ method: 'GET', path: '/health/live' }) },
     seats: {
       expected: 200,
@@ -285,7 +278,7 @@ async function countHolds(
 
 async function pgbenchHolds(
   children: ChildProcesses,
-  options: HttpOptions,
+  options: CeilingOptions,
   script: CeilingRun['script'],
   wanted: number,
   run: number,
@@ -311,7 +304,7 @@ async function pgbenchHolds(
  */
 export async function holdCeilings(
   children: ChildProcesses,
-  options: HttpOptions,
+  options: CeilingOptions,
 ): Promise<CeilingRun[]> {
   const plan: [CeilingRun['script'], number][] = [
     ['one-statement hold', 10],
