@@ -104,13 +104,10 @@ async function warmHold(api: string): Promise<void> {
   http.expectStatus(answer, 201, 'the warm-up hold');
 }
 
+type WaveSetting = { benchUrl: string; redisUrl: string; proxy: PgCountingProxy };
+
 /** The event, the customers, the warm-up; then the wave with every counter around it. */
-async function wave(
-  api: Child,
-  o: Options,
-  [benchUrl, redisUrl]: string[],
-  proxy: PgCountingProxy,
-) {
+async function wave(api: Child, o: Options, { benchUrl, redisUrl, proxy }: WaveSetting) {
   const event = await createStrictEvent(api.url, 'Best available', ROWS, SEATS_PER_ROW);
   bench.log(`registering ${o.contenders} customers${o.warm ? ', warming caches' : ''}`);
   const tag = randomBytes(4).toString('hex');
@@ -178,7 +175,8 @@ async function measure(o: Options) {
     // The outbox's safety-net polls would count as wave traffic; NOTIFY still wakes it.
     env: { NOTIFY_POLL_MS: HOUR_MS },
   };
-  const waved = await bench.withApi(api, (child) => wave(child, o, [benchUrl, redis.url], proxy));
+  const setting = { benchUrl, redisUrl: redis.url, proxy };
+  const waved = await bench.withApi(api, (child) => wave(child, o, setting));
   const ceiling = await ceilings(o, benchUrl);
   return { ...waved, redisPrivate: redis.server !== null, ceiling };
 }

@@ -4,7 +4,7 @@ import { MINIMAL_FLOW_SCRIPT } from '../support/bench/minimal-sql';
 import { round } from '../support/bench/stats';
 import { bookedRows } from './flow-counters';
 import { FLOW_PRICE_CENTS, OWN_SQL_FLOW_SCRIPT, ownSqlFlowVariables } from './own-sql-flow';
-import { pgbenchClients, pgbenchCycles } from './pgbench-cycles';
+import { type CycleRun, pgbenchClients, pgbenchCycles } from './pgbench-cycles';
 
 /*
  * The flow benchmark's ceilings, the API and the simulator stopped: pgbench of the minimal
@@ -20,19 +20,19 @@ export type FlowCeilings = Awaited<ReturnType<typeof flowCeilings>>;
 /** Every cycle pgbench counted must be a confirmed booking, a booked seat, a captured payment. */
 async function ceilingRun(
   children: ChildProcesses,
-  url: string,
-  [script, clients, seconds, run]: [string, number, number, number],
-  vars?: Record<string, string>,
+  run: Omit<CycleRun, 'seatsPerSecond' | 'priceCents'>,
 ): Promise<CeilingRun> {
-  const common = { seatsPerSecond: PGBENCH_SEATS_PER_SECOND, priceCents: FLOW_PRICE_CENTS };
-  const cycleRun = { url, script, clients, seconds, run, vars, ...common };
-  const { result, eventId } = await pgbenchCycles(children, cycleRun);
+  const { result, eventId } = await pgbenchCycles(children, {
+    ...run,
+    seatsPerSecond: PGBENCH_SEATS_PER_SECOND,
+    priceCents: FLOW_PRICE_CENTS,
+  });
   const cycles = result.processed ?? 0;
-  const written = await bookedRows(url, eventId);
+  const written = await bookedRows(run.url, eventId);
   if (Object.values(written).some((n) => n !== cycles)) {
     throw new BenchError(`${cycles} cycles but ${JSON.stringify(written)} in the database`);
   }
-  return { tps: round(result.tps, 1) ?? 0, clients, cycles };
+  return { tps: round(result.tps, 1) ?? 0, clients: run.clients, cycles };
 }
 
 /** Both ceilings, the minimal SQL at the load's clients and at 10; a failed one noted. */
@@ -56,12 +56,19 @@ export async function flowCeilings(
   const minimalRuns: CeilingRun[] = [];
   for (const [i, n] of [...new Set([clients, 10])].entries()) {
     const done = await attempt(`minimal SQL, ${n} clients`, () =>
-      ceilingRun(children, url, [MINIMAL_FLOW_SCRIPT, n, seconds, i + 1]),
+      ceilingRun(children, { url, script: MINIMAL_FLOW_SCRIPT, clients: n, seconds, run: i + 1 }),
     );
     if (done) minimalRuns.push(done);
   }
   const ownSql = await attempt(`own-SQL replay, ${clients} clients`, () =>
-    ceilingRun(children, url, [OWN_SQL_FLOW_SCRIPT, clients, seconds, 9], ownSqlFlowVariables()),
+    ceilingRun(children, {
+      url,
+      script: OWN_SQL_FLOW_SCRIPT,
+      clients,
+      seconds,
+      run: 9,
+      vars: ownSqlFlowVariables(),
+    }),
   );
   const minimal = [...minimalRuns].sort((a, b) => b.tps - a.tps)[0] ?? null;
   return { minimal, minimalRuns, ownSql };

@@ -58,7 +58,7 @@ export async function startStack(bench: BenchRun, redisUrl: string) {
 export async function measure(
   s: Stack,
   o: { customers: number; warmup: number; duration: number },
-  [vus, seats]: [Vu[], Seat[]],
+  { vus, seats }: { vus: Vu[]; seats: Seat[] },
   { children, log }: BenchRun,
 ) {
   log(`warm-up: ${o.customers} customers for ${o.warmup} s`);

@@ -55,8 +55,8 @@ function readOptions() {
 
 async function run(options: Options, check: typeof checkLedger, redisUrl: string) {
   const stack = await startStack(bench, redisUrl);
-  const { vus, seats } = await setUpLoad(stack.api.url, bench.adminToken, options, bench.log);
-  const m = await measure(stack, options, [vus, seats], bench);
+  const load = await setUpLoad(stack.api.url, bench.adminToken, options, bench.log);
+  const m = await measure(stack, options, load, bench);
   bench.log('check:ledger over everything (the compiled checker from dist/)');
   const ledger = await cli.withTimeout(
     check({ databaseUrl: stack.apiDbUrl, gatewayUrl: stack.gateway.url, settleMs: 5_000 }),
