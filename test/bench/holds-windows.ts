@@ -5,7 +5,6 @@ import {
   API_MAIN,
   apiNodeOptions,
   benchApiEnv,
-  waitHealthy,
 } from '../support/bench/child-processes';
 import {
   type BenchCustomer,
@@ -16,14 +15,9 @@ import {
   registerCustomers,
   warmCaches,
 } from '../support/bench/bench-http';
-import type { Client } from 'pg';
-import {
-  availableConnections,
-  type PgbenchResult,
-  preparePgbench,
-  runPgbench,
-  withClient,
-} from '../support/bench/bench-postgres';
+import type { PgbenchResult } from '../support/bench/bench-postgres';
+import { NO_GATEWAY, waitReady } from '../support/bench/bench-run';
+import { drainOutbox } from '../support/bench/bench-state';
 import { logger } from '../support/bench/cli';
 import { type LoadRequest, type LoadResult, loadWindow } from '../support/bench/load';
 import { HOLD_SCRIPT, HOLD_TTL_SECONDS } from '../support/bench/minimal-sql';
@@ -31,7 +25,8 @@ import type { CpuSampler } from '../support/bench/proc-stats';
 import { mapLimit, round } from '../support/bench/stats';
 import { PgCountingProxy } from '../support/pg-counting-proxy';
 import { freePort } from '../support/redis-server';
-import { OWN_SQL_HOLD_SCRIPT } from './own-sql-hold';
+import { HOLD_PRICE_CENTS, OWN_SQL_HOLD_SCRIPT } from './own-sql-hold';
+import { pgbenchClients, pgbenchCycles } from './pgbench-cycles';
 
 /*
  * The suite's HTTP part, piece by piece: one built API, four fixed-request windows on autocannon
@@ -43,7 +38,6 @@ export const WINDOWS = ['holds', 'conflicts', 'live', 'seats'] as const;
 export type WindowName = (typeof WINDOWS)[number];
 
 const log = logger('all');
-const PRICE_CENTS = 5_000;
 const SEATS_PER_EVENT = 10_000; // the API's cap per event
 const HOLD_SEATS_PER_SECOND = 4_000; // far above what 2 cores reach
 const PGBENCH_SEATS_PER_SECOND = 9_000;
@@ -61,6 +55,9 @@ export interface HttpOptions {
   adminToken: string;
   sampler: () => CpuSampler;
 }
+
+/** What the pgbench ceilings of a hold need: the load's connections, the window's length. */
+export type CeilingOptions = Pick<HttpOptions, 'connections' | 'seconds' | 'databaseUrl'>;
 
 /** What the windows need: events and customers made once, and the next unused seat. */
 export interface HttpState {
@@ -89,6 +86,7 @@ export interface WireCost {
   roundTrips: number | null;
 }
 
+/** The built API for holds (no payment gateway); `extra` for a counted or a profiled run. */
 export async function startApi(
   children: ChildProcesses,
   options: HttpOptions,
@@ -102,14 +100,13 @@ export async function startApi(
     DATABASE_URL: extra.databaseUrl ?? options.databaseUrl,
     REDIS_URL: options.redisUrl,
     LOCK_MODE: 'redis',
-    // Holds only: no payment gateway, so the API must not start a simulator of its own.
-    GATEWAY_URL: 'http://127.0.0.1:9',
+    GATEWAY_URL: NO_GATEWAY,
     ADMIN_TOKEN: options.adminToken,
     HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS),
   });
   const api = children.node(name, API_MAIN, env, [...profiling, ...apiNodeOptions()]);
   api.url = `http://127.0.0.1:${port}`;
-  await waitHealthy(api, () => call(api.url, 'GET', '/health/ready', { timeoutMs: 2_000 }), 60_000);
+  await waitReady(api, '/health/ready');
   return api;
 }
 
@@ -149,7 +146,6 @@ function requests(
   name: WindowName,
   state: HttpState,
 ): { next: () => LoadRequest; expected: number; exhausted: () => boolean } {
-  const bearer = (customer: BenchCustomer) => ({ authorization: `Bearer ${customer.token}` });
   let turn = 0;
   let exhausted = false;
   const total = state.holdEvents.length * SEATS_PER_EVENT;
@@ -160,25 +156,16 @@ function requests(
     return JSON.stringify({ eventId: event.id, seatIds: [event.labels[n % SEATS_PER_EVENT]] });
   };
   const conflictBody = JSON.stringify({ eventId: state.seatsEvent.id, seatIds: [state.heldSeat] });
+  // POST /bookings by each customer in turn.
+  const booking = (customers: BenchCustomer[], body: () => string) => (): LoadRequest => ({
+    method: 'POST',
+    path: '/bookings',
+    body: body(),
+    headers: { authorization: `Bearer ${customers[turn++ % customers.length].token}` },
+  });
   const windows: Record<WindowName, { next: () => LoadRequest; expected: number }> = {
-    holds: {
-      expected: 201,
-      next: () => ({
-        method: 'POST',
-        path: '/bookings',
-        body: holdBody(),
-        headers: bearer(state.holdCustomers[turn++ % state.holdCustomers.length]),
-      }),
-    },
-    conflicts: {
-      expected: 409,
-      next: () => ({
-        method: 'POST',
-        path: '/bookings',
-        body: conflictBody,
-        headers: bearer(state.conflictCustomers[turn++ % state.conflictCustomers.length]),
-      }),
-    },
+    holds: { expected: 201, next: booking(state.holdCustomers, holdBody) },
+    conflicts: { expected: 409, next: booking(state.conflictCustomers, () => conflictBody) },
     live: { expected: 200, next: () => ({ method: 'GET', path: '/health/live' }) },
     seats: {
       expected: 200,
@@ -188,23 +175,6 @@ function requests(
   return { ...windows[name], exhausted: () => exhausted };
 }
 
-/** Waits (up to 60 s) until no outbox message is pending; answers how many still are. */
-async function pendingAfterDrain(client: Client, pollMs = 250): Promise<number> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const { rows } = await client.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM outbox_messages WHERE status = 'pending'`,
-    );
-    if (rows[0].n === 0 || Date.now() > deadline) return rows[0].n;
-    await sleep(pollMs);
-  }
-}
-
-/** No fan-out left over from the last window. */
-function drainOutbox(databaseUrl: string): Promise<number> {
-  return withClient(databaseUrl, (client) => pendingAfterDrain(client));
-}
-
 export async function measureWindow(
   name: WindowName,
   api: Child,
@@ -212,7 +182,8 @@ export async function measureWindow(
   options: HttpOptions,
   seconds = options.seconds,
 ): Promise<WindowResult> {
-  const outboxPendingBefore = await drainOutbox(options.databaseUrl);
+  // No fan-out left over from the last window.
+  const outboxPendingBefore = await drainOutbox(options.databaseUrl, 60_000);
   const load = requests(name, state);
   log(
     `http: ${name}, ${options.connections} connections, ${options.warmupSeconds} s warm-up + ${seconds} s`,
@@ -248,74 +219,81 @@ export async function wireCostPerHold(
     const event = await createEvent(api.url, options.adminToken, 'Counted', 3, 100);
     const customers = await registerCustomers(api.url, 16, 'all-counted');
     await warmCaches(api.url, customers, [event]);
-    return await withClient(options.databaseUrl, async (db) => {
-      await pendingAfterDrain(db);
-      const idleStart = proxy.counts().statements;
-      await sleep(3_000);
-      const idlePerSecond = (proxy.counts().statements - idleStart) / 3;
-      const hold = async (label: string, i: number): Promise<void> => {
-        const body = { eventId: event.id, seatIds: [label] };
-        const token = customers[i % customers.length].token;
-        const answer = await call(api.url, 'POST', '/bookings', { token, body });
-        expectStatus(answer, 201, 'counted hold');
-      };
-      const measure = async (concurrency: number, labels: string[]): Promise<WireCost> => {
-        const before = proxy.counts();
-        const started = performance.now();
-        if (concurrency === 1) {
-          for (const [i, label] of labels.entries()) {
-            await hold(label, i);
-            await pendingAfterDrain(db, 20);
-          }
-        } else {
-          await mapLimit(labels, concurrency, hold);
-          await pendingAfterDrain(db, 20);
-        }
-        const after = proxy.counts();
-        const idle = idlePerSecond * ((performance.now() - started) / 1000);
-        const per = (n: number) => round((n - idle) / labels.length, 2);
-        return {
-          concurrency,
-          holds: labels.length,
-          statements: per(after.statements - before.statements),
-          roundTrips: per(after.roundTrips - before.roundTrips),
-        };
-      };
-      return [
-        await measure(1, event.labels.slice(0, ISOLATED_HOLDS)),
-        await measure(16, event.labels.slice(ISOLATED_HOLDS, ISOLATED_HOLDS + COUNTED_HOLDS)),
-      ];
-    });
+    await drainOutbox(options.databaseUrl, 60_000);
+    const idleStart = proxy.counts().statements;
+    await sleep(3_000);
+    const counted = { api, proxy, databaseUrl: options.databaseUrl, event, customers };
+    const idlePerSecond = (proxy.counts().statements - idleStart) / 3;
+    const labels = event.labels;
+    return [
+      await countHolds(counted, idlePerSecond, 1, labels.slice(0, ISOLATED_HOLDS)),
+      await countHolds(
+        counted,
+        idlePerSecond,
+        16,
+        labels.slice(ISOLATED_HOLDS, ISOLATED_HOLDS + COUNTED_HOLDS),
+      ),
+    ];
   } finally {
     await children.stop(api);
     await proxy.stop();
   }
 }
 
+interface Counted {
+  api: Child;
+  proxy: PgCountingProxy;
+  databaseUrl: string;
+  event: BenchEvent;
+  customers: BenchCustomer[];
+}
+
+/** Holds `labels`, `concurrency` at a time, each batch's fan-out drained; the wire per hold. */
+async function countHolds(
+  { api, proxy, databaseUrl, event, customers }: Counted,
+  idlePerSecond: number,
+  concurrency: number,
+  labels: string[],
+): Promise<WireCost> {
+  const hold = async (label: string, i: number): Promise<void> => {
+    const body = { eventId: event.id, seatIds: [label] };
+    const token = customers[i % customers.length].token;
+    expectStatus(await call(api.url, 'POST', '/bookings', { token, body }), 201, 'counted hold');
+    if (concurrency === 1) await drainOutbox(databaseUrl, 60_000);
+  };
+  const before = proxy.counts();
+  const started = performance.now();
+  await mapLimit(labels, concurrency, hold);
+  await drainOutbox(databaseUrl, 60_000);
+  const after = proxy.counts();
+  const idle = idlePerSecond * ((performance.now() - started) / 1000);
+  const per = (n: number) => round((n - idle) / labels.length, 2);
+  return {
+    concurrency,
+    holds: labels.length,
+    statements: per(after.statements - before.statements),
+    roundTrips: per(after.roundTrips - before.roundTrips),
+  };
+}
+
 async function pgbenchHolds(
   children: ChildProcesses,
-  options: HttpOptions,
+  options: CeilingOptions,
   script: CeilingRun['script'],
   wanted: number,
   run: number,
 ): Promise<CeilingRun> {
-  const clients = Math.max(1, Math.min(wanted, (await availableConnections()) - 5));
+  const clients = await pgbenchClients(wanted);
   const seconds = Math.max(1, Math.round(options.seconds));
-  const k = Math.ceil((PGBENCH_SEATS_PER_SECOND * seconds) / clients) + 100;
   log(`http: pgbench ${script}, ${clients} clients x ${seconds} s`);
-  const ev = await preparePgbench(options.databaseUrl, {
-    seats: clients * k,
-    customers: clients,
-    priceCents: PRICE_CENTS,
-  });
-  const vars = { ev, k, seq: 0, runbase: run * 100_000_000, fencebase: '1000000000000000' };
-  const own = script === 'own-SQL replay';
-  const result = await runPgbench(children, {
+  const { result } = await pgbenchCycles(children, {
     url: options.databaseUrl,
-    script: own ? OWN_SQL_HOLD_SCRIPT : HOLD_SCRIPT,
+    script: script === 'own-SQL replay' ? OWN_SQL_HOLD_SCRIPT : HOLD_SCRIPT,
     clients,
     seconds,
-    vars,
+    run,
+    seatsPerSecond: PGBENCH_SEATS_PER_SECOND,
+    priceCents: HOLD_PRICE_CENTS,
   });
   return { ...result, script };
 }
@@ -326,7 +304,7 @@ async function pgbenchHolds(
  */
 export async function holdCeilings(
   children: ChildProcesses,
-  options: HttpOptions,
+  options: CeilingOptions,
 ): Promise<CeilingRun[]> {
   const plan: [CeilingRun['script'], number][] = [
     ['one-statement hold', 10],

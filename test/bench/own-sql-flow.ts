@@ -8,8 +8,9 @@ import { CYCLE_VARIABLES } from '../support/bench/minimal-sql';
  * beside the physical limit (MINIMAL_FLOW_SCRIPT) so a reader sees both. It changes whenever the
  * app's flow SQL changes (test/statement-count.e2e-spec.ts names the statements on the wire).
  */
-const PRICE_CENTS = 4_200;
-const PAYMENT_METHOD = 'pm_card_visa';
+/** What the flow benchmark's seats cost and its customers pay with, replayed here alike. */
+export const FLOW_PRICE_CENTS = 4_200;
+export const FLOW_PAYMENT_METHOD = 'pm_card_visa';
 
 /** The transactions one booking of the replay commits. */
 export const OWN_SQL_FLOW_TRANSACTIONS = 4;
@@ -25,10 +26,10 @@ const CUSTOMER = `lpad(to_hex(:client_id::bigint + 1), 32, 'c')::uuid`;
  * the one the confirm returned).
  */
 export const OWN_SQL_FLOW_SCRIPT = String.raw`${CYCLE_VARIABLES}SELECT outcome, booking, taken, newest_fence, expired
-  FROM seatlock_hold(${BOOKING}, ${CUSTOMER}, :ev, ARRAY['P' || :n], ${PRICE_CENTS}, 'EUR', :tok, 300);
+  FROM seatlock_hold(${BOOKING}, ${CUSTOMER}, :ev, ARRAY['P' || :n], ${FLOW_PRICE_CENTS}, 'EUR', :tok, 300);
 SELECT claim, response_status, response_body, booking, booking_status, payment
   FROM seatlock_payment_start(${CUSTOMER}, ${BOOKING}, 'pgb-' || :bn, :fp, 50000, 24, ${PAYMENT},
-                              '${PAYMENT_METHOD}', 'seatlock-pgb-' || :bn);
+                              '${FLOW_PAYMENT_METHOD}', 'seatlock-pgb-' || :bn);
 SELECT outcome, payment, booking
   FROM seatlock_payment_confirm(${PAYMENT}, 'authorize', 'authorized', 'pi_pgb_' || :bn);
 WITH p AS (UPDATE payments SET status = 'captured', next_action = NULL, updated_at = clock_timestamp()
@@ -51,17 +52,17 @@ export function ownSqlFlowVariables(): Record<string, string> {
     currency: 'EUR',
     createdAt: now,
     expiresAt: now,
-    amountCents: PRICE_CENTS,
+    amountCents: FLOW_PRICE_CENTS,
     fencingToken: token,
   };
   const payment = {
     id: randomUUID(),
     bookingId: booking.id,
     status: 'captured',
-    amountCents: PRICE_CENTS,
+    amountCents: FLOW_PRICE_CENTS,
     refundedCents: 0,
     currency: 'EUR',
-    paymentMethod: PAYMENT_METHOD,
+    paymentMethod: FLOW_PAYMENT_METHOD,
     gatewayIntentId: 'pi_YXD2B0uySjbFhkEFkvNvuvJS',
     failureCode: null,
     failureMessage: null,

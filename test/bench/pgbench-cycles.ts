@@ -1,0 +1,49 @@
+import type { ChildProcesses } from '../support/bench/child-processes';
+import {
+  availableConnections,
+  type PgbenchResult,
+  preparePgbench,
+  runPgbench,
+} from '../support/bench/bench-postgres';
+
+/*
+ * The pgbench ceilings of the hold and flow benchmarks: a script that takes one seat per cycle
+ * (CYCLE_VARIABLES of minimal-sql.ts) on an event of its own, seated for the whole run.
+ */
+
+/** `wanted` clients, or fewer when a shared server has not that many connections to spare. */
+export async function pgbenchClients(wanted: number): Promise<number> {
+  return Math.max(1, Math.min(wanted, (await availableConnections()) - 5));
+}
+
+export interface CycleRun {
+  url: string;
+  script: string;
+  clients: number;
+  seconds: number;
+  /** Numbers the run's bookings apart from every other run's on the same database. */
+  run: number;
+  seatsPerSecond: number;
+  priceCents: number;
+  vars?: Record<string, string | number>;
+}
+
+/** Runs `o.script`; answers pgbench's figures and the event it booked seats of. */
+export async function pgbenchCycles(
+  children: ChildProcesses,
+  o: CycleRun,
+): Promise<{ result: PgbenchResult; eventId: string }> {
+  const k = Math.ceil((o.seatsPerSecond * o.seconds) / o.clients) + 100;
+  const eventId = await preparePgbench(o.url, {
+    seats: o.clients * k,
+    customers: o.clients,
+    priceCents: o.priceCents,
+  });
+  const vars = {
+    ...{ ev: eventId, k, seq: 0, runbase: o.run * 100_000_000, fencebase: '1000000000000000' },
+    ...o.vars,
+  };
+  const { url, script, clients, seconds } = o;
+  const result = await runPgbench(children, { url, script, clients, seconds, vars });
+  return { result, eventId };
+}
