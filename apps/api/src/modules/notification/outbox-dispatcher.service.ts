@@ -11,11 +11,11 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
 import { LockProvider } from '@app/lock';
 import { AppConfigService } from '../../config/app-config.service';
+import { PgListener } from '../../database/pg-listener';
 import { DeliveryWorkerService } from './delivery-worker.service';
 import { NotificationMetrics } from './notification.metrics';
 import { type ClaimedMessage, type OutboxChannel, OUTBOX_CHANNELS } from './outbox-channel';
-import { OutboxListener } from './outbox-listener';
-import { OutboxRepository } from './outbox.repository';
+import { OUTBOX_CHANNEL, OutboxRepository } from './outbox.repository';
 import { retryDelayMs } from './retry-backoff';
 
 const MAINTENANCE_JOB_KEY = 'job:outbox-maintenance';
@@ -38,7 +38,7 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
   private readonly logger = new Logger(OutboxDispatcherService.name);
   /** Who dispatched a message (outbox_messages.dispatched_by), for operators. */
   readonly instance = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  private readonly listener: OutboxListener;
+  private readonly listener: PgListener;
   private draining: Promise<void> | null = null;
   private again = false;
   private stopping = false;
@@ -53,7 +53,7 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
     private readonly scheduler: SchedulerRegistry,
     private readonly deliveryWorker: DeliveryWorkerService,
   ) {
-    this.listener = new OutboxListener(config.get('DATABASE_URL'), () => this.wake());
+    this.listener = new PgListener(config.get('DATABASE_URL'), OUTBOX_CHANNEL, () => this.wake());
   }
 
   onApplicationBootstrap(): void {

@@ -3,8 +3,10 @@ import { DataSource, type EntityManager } from 'typeorm';
 import type { Page } from '../../common/pagination/page';
 import type { ClaimedMessage, OutboxChannel } from './outbox-channel';
 import { DELIVERY_CHANNEL, DeliveryRepository } from './delivery.repository';
-import { OUTBOX_CHANNEL } from './outbox-listener';
 import { OutboxMessageDto } from './dto/outbox-message.dto';
+
+/** The LISTEN/NOTIFY channel the outbox dispatcher is woken on when messages commit. */
+export const OUTBOX_CHANNEL = 'outbox';
 
 export type OutboxStatus = 'pending' | 'sent' | 'dead';
 
