@@ -20,7 +20,7 @@ BEGIN
    WHERE o.status <> n.status
    GROUP BY n.event_id;
   IF FOUND THEN
-    PERFORM pg_notify('seatlock_seat_changes', '');
+    PERFORM pg_notify('seat_changes', '');
   END IF;
   RETURN NULL;
 END

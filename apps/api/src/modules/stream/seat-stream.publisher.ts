@@ -13,7 +13,7 @@ import { SeatStreamRepository } from './seat-stream.repository';
 const JOB_KEY = 'job:seat-stream';
 const BATCH = 500;
 /** The channel the seats trigger notifies on when a transaction that changed seats commits. */
-const SEAT_CHANGES_CHANNEL = 'seatlock_seat_changes';
+const SEAT_CHANGES_CHANNEL = 'seat_changes';
 
 /**
  * Turns the changes the seats trigger recorded into numbered messages and publishes them, woken by
