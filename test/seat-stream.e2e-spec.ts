@@ -1,9 +1,12 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createEvent, type Customer, registerCustomers } from './support/fixtures';
+import { PgCountingProxy } from './support/pg-counting-proxy';
 import { expectProblem } from './support/problem-assertions';
 import { RedisServer } from './support/redis-server';
 import { SseClient } from './support/sse-client';
 import { TestApp } from './support/test-app';
+import { testDatabaseUrl } from './support/test-env';
 
 /**
  * GET /events/{id}/seats/stream (issue 14): a snapshot, then every committed change in seq order,
@@ -247,6 +250,71 @@ describe('the live seat stream (real PostgreSQL and Redis)', () => {
     ]);
   });
 
+  it('keeps the section counts through 300 concurrent changes begun before anyone watched: they end equal to GET /events/{id}', async () => {
+    const eventId = await createEvent(a, [
+      { name: 'Stalls', rows: 10, seatsPerRow: 10, priceCents: 2000 },
+      { name: 'Circle', rows: 5, seatsPerRow: 10, priceCents: 1500 },
+      { name: 'Floor', capacity: 200, priceCents: 1000 },
+    ]);
+    const customers = await registerCustomers(a, 150);
+    // Changes waiting before the event's first batch: its first count must not count them twice.
+    const early = await Promise.all(
+      customers.slice(0, 50).map((who, i) => hold(i % 2 ? b : a, who, eventId, [label(i)])),
+    );
+    expect(early.every((r) => r.status === 201)).toBe(true);
+    const client = await open(b, `/events/${eventId}/seats/stream`);
+    await client.nth('snapshot', 1);
+
+    // 100 seated and GA holds at once through both instances, then 50 releases and 50 more holds.
+    const wave = await Promise.all(
+      customers
+        .slice(50, 150)
+        .map((who, i) =>
+          i % 2
+            ? a.post(
+                '/bookings',
+                { eventId, section: 'Floor', quantity: 1 + (i % 3) },
+                { token: who.token },
+              )
+            : hold(b, who, eventId, [label(50 + i / 2)]),
+        ),
+    );
+    expect(wave.every((r) => r.status === 201)).toBe(true);
+    const released = await Promise.all(
+      early.map((r, i) =>
+        (i % 2 ? a : b).delete(`/bookings/${r.body.id}`, { token: customers[i].token }),
+      ),
+    );
+    expect(released.every((r) => r.status === 200)).toBe(true);
+    const again = await Promise.all(
+      customers
+        .slice(0, 50)
+        .map((who) =>
+          a.post('/bookings', { eventId, section: 'Circle', quantity: 1 }, { token: who.token }),
+        ),
+    );
+    expect(again.every((r) => r.status === 201)).toBe(true);
+
+    await converges(client, b, eventId);
+    const event = await a.get(`/events/${eventId}`);
+    const expected = new Map<string, number>(
+      event.body.sections.map((x: { name: string; available: number }) => [x.name, x.available]),
+    );
+    expect(expected).toEqual(
+      new Map([
+        ['Stalls', 100 - 50],
+        ['Circle', 50 - 50],
+        ['Floor', 200 - (17 * 1 + 17 * 2 + 16 * 3)],
+      ]),
+    );
+    await client.waitUntil(
+      () => [...expected].every(([name, n]) => client.state().sections.get(name) === n),
+      5000,
+      "the stream's section counts to equal GET /events/{id}",
+    );
+    expect(client.state().gaps).toEqual([]);
+  });
+
   it('STREAM_MAX_SUBSCRIBERS: past it 503 with Retry-After; a closed stream frees its slot', async () => {
     const capped = await TestApp.start({ ...FAST, STREAM_MAX_SUBSCRIBERS: '2' });
     try {
@@ -341,6 +409,48 @@ describe('the live seat stream (real PostgreSQL and Redis)', () => {
       expect(new Map(snapshot.data.seats.map((s: any) => [s.label, s.status]))).toEqual(
         await seatsOf(api, eventId),
       );
+    });
+  });
+
+  describe('woken by commits (statements counted on the wire)', () => {
+    let proxy: PgCountingProxy;
+    let api: TestApp;
+    const batches = (from: number) =>
+      proxy.statementLog(from).filter((sql) => sql.includes('seatlock_stream_batch')).length;
+
+    beforeAll(async () => {
+      const url = new URL(testDatabaseUrl());
+      proxy = await PgCountingProxy.start(url.hostname, Number(url.port || 5432), {
+        logStatements: true,
+      });
+      api = await TestApp.start({ ...FAST, DATABASE_URL: proxy.urlFor(testDatabaseUrl()) });
+    });
+
+    afterAll(async () => {
+      await api?.close();
+      await proxy?.stop();
+    });
+
+    it('a watched instance sends no batch while nothing changes, and publishes a hold in one', async () => {
+      const eventId = await createEvent(api, [
+        { name: 'Stalls', rows: 1, seatsPerRow: 10, priceCents: 2000 },
+      ]);
+      const [alice] = await registerCustomers(api, 1);
+      const client = await open(api, `/events/${eventId}/seats/stream`);
+      await client.nth('snapshot', 1);
+      await sleep(500);
+
+      // STREAM_POLL_MS is 20: a poll would have sent ~75 batches in these 1.5 s.
+      const quiet = proxy.statementLog().length;
+      await sleep(1500);
+      expect(batches(quiet)).toBe(0);
+
+      const before = proxy.statementLog().length;
+      expect((await hold(api, alice, eventId, ['A1'])).status).toBe(201);
+      const message = await client.nth('seats', 1);
+      expect(message.data.changes).toEqual([{ label: 'A1', status: 'held' }]);
+      await sleep(300);
+      expect(batches(before)).toBe(1);
     });
   });
 });

@@ -126,13 +126,16 @@ export class EnvironmentVariables {
   @Max(1_000_000)
   STREAM_MAX_PER_IP = 50;
 
-  /** How often an instance with stream subscribers publishes the recorded seat changes. */
+  /**
+   * How long an instance with stream subscribers lets commits gather before it publishes their seat
+   * changes (the publisher is woken by the commits; this batches a burst).
+   */
   @IsInt()
   @Min(5)
   @Max(60_000)
   STREAM_POLL_MS = 50;
 
-  /** How often recorded seat changes are drained when nobody on this instance subscribes. */
+  /** The same wait on an instance nobody subscribes to: a sale nobody watches drains rarely. */
   @IsInt()
   @Min(100)
   @Max(3_600_000)

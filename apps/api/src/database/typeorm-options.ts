@@ -13,6 +13,7 @@ import { SeatStream1764800000000 } from './migrations/1764800000000-seat-stream'
 import { EventKeys1764900000000 } from './migrations/1764900000000-event-keys';
 import { ConfirmNeedsPending1765000000000 } from './migrations/1765000000000-confirm-needs-pending';
 import { SchemaFunctions1765100000000 } from './migrations/1765100000000-schema-functions';
+import { KeptSectionCounts1765200000000 } from './migrations/1765200000000-kept-section-counts';
 
 export interface DatabaseSettings {
   url: string;
@@ -43,6 +44,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       EventKeys1764900000000,
       ConfirmNeedsPending1765000000000,
       SchemaFunctions1765100000000,
+      KeptSectionCounts1765200000000,
     ],
     // Never TypeORM's own run: it knows nothing of the function files (migrateDatabase does both).
     migrationsRun: false,

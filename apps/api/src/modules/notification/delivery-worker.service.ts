@@ -9,6 +9,7 @@ import {
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Batcher } from '../../common/batching/batcher';
 import { AppConfigService } from '../../config/app-config.service';
+import { PgListener } from '../../database/pg-listener';
 import {
   type AttemptToRecord,
   type ClaimedDelivery,
@@ -23,7 +24,6 @@ import {
   type OutboxChannel,
   OUTBOX_CHANNELS,
 } from './outbox-channel';
-import { OutboxListener } from './outbox-listener';
 import { retryDelayMs } from './retry-backoff';
 
 /** Sends in flight per instance: enough to hide a receiver's latency, few enough to be polite. */
@@ -43,7 +43,7 @@ const POLL = 'DeliveryWorker.poll';
 export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(DeliveryWorkerService.name);
   private readonly senders = new Map<string, OutboxChannel>();
-  private readonly listener: OutboxListener;
+  private readonly listener: PgListener;
   private readonly shutdown = new AbortController();
   /** Sends in flight: the slots. */
   private readonly inFlight = new Set<Promise<void>>();
@@ -68,11 +68,7 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
     this.attempts = new Batcher((items) =>
       this.deliveries.recordAttempts(items, this.config.get('NOTIFY_MAX_ATTEMPTS')),
     );
-    this.listener = new OutboxListener(
-      config.get('DATABASE_URL'),
-      () => this.wake(),
-      DELIVERY_CHANNEL,
-    );
+    this.listener = new PgListener(config.get('DATABASE_URL'), DELIVERY_CHANNEL, () => this.wake());
   }
 
   onApplicationBootstrap(): void {

@@ -13,11 +13,11 @@ import { LockProvider } from '@app/lock';
 import { IntervalJob } from '../../common/jobs/interval-job';
 import { AppConfigService } from '../../config/app-config.service';
 import { inTransaction } from '../../database/in-transaction';
+import { PgListener } from '../../database/pg-listener';
 import { DeliveryWorkerService } from './delivery-worker.service';
 import { NotificationMetrics } from './notification.metrics';
 import { type ClaimedMessage, type OutboxChannel, OUTBOX_CHANNELS } from './outbox-channel';
-import { OutboxListener } from './outbox-listener';
-import { OutboxRepository } from './outbox.repository';
+import { OUTBOX_CHANNEL, OutboxRepository } from './outbox.repository';
 import { retryDelayMs } from './retry-backoff';
 
 const MAINTENANCE_JOB_KEY = 'job:outbox-maintenance';
@@ -39,7 +39,7 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
   private readonly logger = new Logger(OutboxDispatcherService.name);
   /** Who dispatched a message (outbox_messages.dispatched_by), for operators. */
   readonly instance = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  private readonly listener: OutboxListener;
+  private readonly listener: PgListener;
   private draining: Promise<void> | null = null;
   private again = false;
   private stopping = false;
@@ -55,7 +55,7 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
     private readonly scheduler: SchedulerRegistry,
     private readonly deliveryWorker: DeliveryWorkerService,
   ) {
-    this.listener = new OutboxListener(config.get('DATABASE_URL'), () => this.wake());
+    this.listener = new PgListener(config.get('DATABASE_URL'), OUTBOX_CHANNEL, () => this.wake());
     this.maintenance = new IntervalJob(lock, this.logger, {
       name: 'Outbox maintenance',
       intervalMs: MAINTENANCE_INTERVAL_MS,

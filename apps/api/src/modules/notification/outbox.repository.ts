@@ -4,8 +4,10 @@ import type { Page } from '../../common/pagination/page';
 import { inTransaction } from '../../database/in-transaction';
 import type { ClaimedMessage, OutboxChannel } from './outbox-channel';
 import { DELIVERY_CHANNEL, DeliveryRepository } from './delivery.repository';
-import { OUTBOX_CHANNEL } from './outbox-listener';
 import { OutboxMessageDto } from './dto/outbox-message.dto';
+
+/** The LISTEN/NOTIFY channel the outbox dispatcher is woken on when messages commit. */
+export const OUTBOX_CHANNEL = 'outbox';
 
 export type OutboxStatus = 'pending' | 'sent' | 'dead';
 

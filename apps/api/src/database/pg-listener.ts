@@ -1,28 +1,32 @@
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 
-/** The LISTEN/NOTIFY channel that NotificationService.enqueue notifies on commit. */
-export const OUTBOX_CHANNEL = 'outbox';
-
 const RECONNECT_DELAY_MS = 1000;
 
 /**
- * A dedicated PostgreSQL connection that LISTENs for new outbox messages (a pooled connection cannot:
- * LISTEN belongs to the session). It reconnects after any failure and calls `onWake` after each
- * (re)connect too, since notifications sent while it was away are lost; the poll is the safety net.
+ * A dedicated PostgreSQL connection that LISTENs on one channel (a pooled connection cannot: LISTEN
+ * belongs to the session), so background work is woken by the commits that make it, not by polling.
+ * It reconnects after any failure and calls `onWake` after each (re)connect too, since
+ * notifications sent while it was away are lost; `listening` says whether it is connected now (the
+ * owner polls while it is not).
  */
-export class OutboxListener {
-  private readonly logger = new Logger(OutboxListener.name);
+export class PgListener {
+  private readonly logger = new Logger(PgListener.name);
   private client: Client | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  private up = false;
 
   constructor(
     private readonly databaseUrl: string,
+    private readonly channel: string,
     private readonly onWake: () => void,
-    /** The delivery worker listens on DELIVERY_CHANNEL with the same machinery. */
-    private readonly channel: string = OUTBOX_CHANNEL,
   ) {}
+
+  /** Whether the LISTEN connection is up (notifications are arriving). */
+  get listening(): boolean {
+    return this.up;
+  }
 
   start(): void {
     this.stopped = false;
@@ -31,6 +35,7 @@ export class OutboxListener {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.up = false;
     if (this.timer) clearTimeout(this.timer);
     const client = this.client;
     this.client = null;
@@ -48,6 +53,7 @@ export class OutboxListener {
     const reconnect = (error?: Error): void => {
       if (lost) return;
       lost = true;
+      this.up = false;
       if (this.client === client) this.client = null;
       void client.end().catch(() => undefined);
       if (this.stopped) return;
@@ -64,6 +70,7 @@ export class OutboxListener {
       await client.connect();
       await client.query(`LISTEN ${this.channel}`);
       if (this.stopped) return void (await client.end().catch(() => undefined));
+      this.up = true;
       this.onWake();
     } catch (error) {
       reconnect(error as Error);
