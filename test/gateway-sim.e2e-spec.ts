@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { countStatuses } from './support/fixtures';
+import { PgCountingProxy } from './support/pg-counting-proxy';
 import { testDatabaseUrl } from './support/test-env';
 import { TestGateway } from './support/test-gateway';
 import { WebhookReceiver } from './support/webhook-receiver';
@@ -421,6 +422,56 @@ describe('gateway simulator (real PostgreSQL, webhooks to a real HTTP receiver)'
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
       expect(rows).toEqual([{ attempts: 3, delivered: true }]);
+    });
+  });
+
+  describe('woken by work, not by polling', () => {
+    let proxy: PgCountingProxy;
+    let gateway: TestGateway;
+
+    beforeAll(async () => {
+      const url = new URL(testDatabaseUrl());
+      proxy = await PgCountingProxy.start(url.hostname, Number(url.port || 5432), {
+        logStatements: true,
+      });
+      gateway = await startGateway({
+        GATEWAY_DATABASE_URL: proxy.urlFor(testDatabaseUrl()),
+        GATEWAY_ASYNC_DELAY_MS: '1000',
+      });
+    });
+
+    afterAll(async () => {
+      await gateway.close();
+      await proxy.stop();
+    });
+
+    async function statementsDuring(ms: number): Promise<string[]> {
+      const from = proxy.statementLog().length;
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return proxy.statementLog(from);
+    }
+
+    it('runs no statement at idle once its start-up passes are done', async () => {
+      await statementsDuring(500);
+      // A 100 ms poll of its two loops would be 30 statements here.
+      expect(await statementsDuring(1500)).toEqual([]);
+    });
+
+    it('completes an async authorization when due and sends its webhook at once, without polling', async () => {
+      const from = proxy.statementLog().length;
+      const createdAt = Date.now();
+      const pending = await gateway.post('/v1/payment_intents', intentBody('pm_card_async'));
+      const id = pending.body.id;
+      await receiver.waitFor(() => receiver.about(id).length > 0);
+      const [webhook] = receiver.about(id);
+      expect(webhook.event.type).toBe('payment_intent.succeeded');
+      expect(webhook.receivedAt - createdAt).toBeGreaterThanOrEqual(1000);
+      // Missed wakes would wait for the 30 s safety check; loaded machines still answer in 1 s.
+      expect(webhook.receivedAt - createdAt).toBeLessThan(2000);
+      await statementsDuring(200);
+      // The request, one pass of each loop, the delivery recorded: no pass in the second between.
+      const passes = proxy.statementLog(from).filter((sql) => /^\s*WITH due AS/.test(sql)).length;
+      expect(passes).toBe(2);
     });
   });
 

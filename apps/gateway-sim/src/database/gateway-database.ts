@@ -11,6 +11,8 @@ const RETRYABLE = new Set(['40P01', '40001']);
 export class GatewayDatabase implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(GatewayDatabase.name);
   private readonly pool: Pool;
+  /** What each open transaction (by its client) runs once it has committed. */
+  private readonly commitHooks = new Map<PoolClient, Array<() => void>>();
 
   constructor(config: GatewayEnvironment) {
     this.pool = new Pool({
@@ -40,7 +42,10 @@ export class GatewayDatabase implements OnModuleInit, OnApplicationShutdown {
   async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt += 1) {
       const client = await this.pool.connect();
+      const hooks: Array<() => void> = [];
+      this.commitHooks.set(client, hooks);
       let broken: Error | undefined;
+      let committed: { result: T } | undefined;
       // A checked-out client has no pool listener: without this, its server going away (a
       // PostgreSQL restart) is an unhandled 'error' event that kills the process.
       const onError = (error: Error): void => {
@@ -51,7 +56,7 @@ export class GatewayDatabase implements OnModuleInit, OnApplicationShutdown {
         await client.query('BEGIN');
         const result = await work(client);
         await client.query('COMMIT');
-        return result;
+        committed = { result };
       } catch (error) {
         try {
           await client.query('ROLLBACK');
@@ -63,9 +68,24 @@ export class GatewayDatabase implements OnModuleInit, OnApplicationShutdown {
       } finally {
         // A client whose ROLLBACK failed (or that lost its server) is in an unknown state: the
         // pool drops it.
+        this.commitHooks.delete(client);
         client.off('error', onError);
         client.release(broken);
       }
+      if (committed) {
+        for (const hook of hooks) hook();
+        return committed.result;
+      }
     }
+  }
+
+  /**
+   * Runs `hook` once the transaction of `client` has committed (never if it rolls back): a wake
+   * for work this transaction wrote, which a worker could not see before.
+   */
+  afterCommit(client: PoolClient, hook: () => void): void {
+    const hooks = this.commitHooks.get(client);
+    if (!hooks) throw new Error('afterCommit outside GatewayDatabase.transaction');
+    hooks.push(hook);
   }
 }

@@ -7,11 +7,12 @@ import {
 import type { PoolClient } from 'pg';
 import { GatewayError } from '../common/gateway.error';
 import type { GatewayResponse } from '../common/gateway-response';
-import { PollingLoop } from '../common/polling-loop';
+import { type TickOutcome, WorkLoop } from '../common/work-loop';
 import { GatewayDatabase } from '../database/gateway-database';
 
 /** Keys are kept this long, as Stripe does; an older key may be reused for anything. */
 const KEY_TTL = "interval '24 hours'";
+const PURGE_INTERVAL_MS = 60_000;
 
 /**
  * Claims the key, or takes over one that has expired. A concurrent twin blocks on the uncommitted
@@ -31,11 +32,11 @@ RETURNING key`;
  */
 @Injectable()
 export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestroy {
-  private readonly purge = new PollingLoop(
-    60_000,
-    () => this.purgeExpired(),
-    new Logger(IdempotencyService.name),
-  );
+  private readonly purge = new WorkLoop({
+    tick: () => this.purgeExpired(),
+    idleMs: PURGE_INTERVAL_MS,
+    logger: new Logger(IdempotencyService.name),
+  });
 
   constructor(private readonly db: GatewayDatabase) {}
 
@@ -119,12 +120,14 @@ export class IdempotencyService implements OnApplicationBootstrap, OnModuleDestr
     }
   }
 
-  private async purgeExpired(): Promise<void> {
+  /** Expiry needs no promptness: once a minute, nothing to wake it sooner. */
+  private async purgeExpired(): Promise<TickOutcome> {
     await this.db.query(
       `DELETE FROM gateway_sim.idempotency_keys WHERE created_at < now() - ${KEY_TTL}`,
     );
     await this.db.query(
       `DELETE FROM gateway_sim.flaky_attempts WHERE created_at < now() - ${KEY_TTL}`,
     );
+    return { handled: 0, nextDueAt: null };
   }
 }

@@ -9,6 +9,7 @@ import { GatewayDatabase } from '../database/gateway-database';
 import { IdempotencyService } from '../idempotency/idempotency.service';
 import { requestFingerprint } from '../idempotency/request-fingerprint';
 import { WebhookOutbox } from '../webhooks/webhook-outbox';
+import { AsyncAuthorizationWorker } from './async-authorization.worker';
 import type { CreatePaymentIntentDto } from './dto/create-payment-intent.dto';
 import type { ListPaymentIntentsQuery } from './dto/list-payment-intents.query';
 import {
@@ -41,6 +42,7 @@ export class PaymentIntentsService {
     private readonly idempotency: IdempotencyService,
     private readonly outbox: WebhookOutbox,
     private readonly config: GatewayEnvironment,
+    private readonly asyncAuthorizations: AsyncAuthorizationWorker,
   ) {}
 
   async create(dto: CreatePaymentIntentDto, key: string | undefined): Promise<GatewayResponse> {
@@ -165,6 +167,10 @@ export class PaymentIntentsService {
       ],
     );
     const intent = toPaymentIntent(rows[0]);
+    if (status === 'processing') {
+      const delayMs = this.config.GATEWAY_ASYNC_DELAY_MS;
+      this.db.afterCommit(client, () => this.asyncAuthorizations.wakeIn(delayMs));
+    }
     if (!method.decline) return { status: 200, body: intent };
     await this.outbox.enqueue(client, 'payment_intent.payment_failed', intent);
     return {

@@ -5,12 +5,13 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { GatewayEnvironment } from '../config/gateway-environment';
-import { PollingLoop } from '../common/polling-loop';
+import { type TickOutcome, WorkLoop } from '../common/work-loop';
 import { GatewayDatabase } from '../database/gateway-database';
 import { postWebhook } from './post-webhook';
 import { SIGNATURE_HEADER, signPayload } from './webhook-signature';
 
-const POLL_INTERVAL_MS = 100;
+/** The longest sleep: deliveries only another instance knows of are found within this. */
+const IDLE_CHECK_MS = 30_000;
 const BATCH_SIZE = 50;
 const SEND_TIMEOUT_MS = 5000;
 
@@ -21,15 +22,53 @@ interface Delivery {
   attempts: number;
 }
 
+/** The claimed deliveries (none: one row of NULLs) and when the next pending one is due. */
+type ClaimRow = { [K in keyof Delivery]: Delivery[K] | null } & { next_due_in_ms: number | null };
+
+/**
+ * Claims what is due with a lease, and in the same statement reads when the earliest other pending
+ * delivery for this URL is due (a leased one: when its lease runs out). The CTEs share one
+ * snapshot, so the rows claimed here are left out of that by id.
+ */
+const CLAIM_SQL = `
+WITH due AS (
+  SELECT id FROM gateway_sim.webhook_deliveries
+   WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
+     AND url = $1 AND (locked_until IS NULL OR locked_until < now())
+   ORDER BY next_attempt_at, id
+   LIMIT ${BATCH_SIZE}
+   FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE gateway_sim.webhook_deliveries d
+     SET locked_until = now() + interval '30 seconds'
+    FROM due
+   WHERE d.id = due.id
+  RETURNING d.id, d.url, d.payload, d.attempts, d.next_attempt_at
+), next AS (
+  SELECT extract(epoch FROM min(greatest(next_attempt_at, locked_until)) - clock_timestamp())
+           * 1000 AS next_due_in_ms
+    FROM gateway_sim.webhook_deliveries
+   WHERE delivered_at IS NULL AND failed_at IS NULL AND url = $1
+     AND id NOT IN (SELECT id FROM due)
+)
+SELECT claimed.id, claimed.url, claimed.payload, claimed.attempts, next.next_due_in_ms::float8
+  FROM next LEFT JOIN claimed ON true
+ ORDER BY claimed.next_attempt_at, claimed.id`;
+
 /**
  * Sends due deliveries from the outbox table. A claim is a short lease (`locked_until`), so several
  * simulator instances never send one delivery at once, and a crash mid-send only delays it.
  * Non-2xx or no answer → retried after base × 2^n (with jitter) until the attempts run out.
+ * Woken by work, not by polling: `wakeIn` when this process enqueues, else at the next due time.
  */
 @Injectable()
 export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(WebhookDispatcher.name);
-  private readonly loop = new PollingLoop(POLL_INTERVAL_MS, () => this.dispatchDue(), this.logger);
+  private readonly loop = new WorkLoop({
+    tick: () => this.dispatchDue(),
+    idleMs: IDLE_CHECK_MS,
+    logger: this.logger,
+  });
 
   constructor(
     private readonly db: GatewayDatabase,
@@ -44,25 +83,22 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
     await this.loop.stop();
   }
 
-  private async dispatchDue(): Promise<void> {
+  /** A delivery was committed (or rescheduled) by this process, due in `delayMs`. */
+  wakeIn(delayMs: number): void {
+    this.loop.wake(delayMs);
+  }
+
+  private async dispatchDue(): Promise<TickOutcome> {
     // Each instance sends only what is addressed to its own URL: it signs with its own secret, and
     // simulators configured for other receivers may share the table.
     const url = this.config.GATEWAY_WEBHOOK_URL;
-    if (!url) return;
-    const due = await this.db.query<Delivery>(
-      `UPDATE gateway_sim.webhook_deliveries
-          SET locked_until = now() + interval '30 seconds'
-        WHERE id IN (
-          SELECT id FROM gateway_sim.webhook_deliveries
-           WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
-             AND url = $1 AND (locked_until IS NULL OR locked_until < now())
-           ORDER BY next_attempt_at, id
-           LIMIT ${BATCH_SIZE}
-           FOR UPDATE SKIP LOCKED)
-      RETURNING id, url, payload, attempts`,
-      [url],
-    );
+    if (!url) return { handled: 0, nextDueAt: null };
+    const rows = await this.db.query<ClaimRow>(CLAIM_SQL, [url]);
+    const dueInMs = rows[0].next_due_in_ms;
+    const nextDueAt = dueInMs === null ? null : Date.now() + Math.ceil(dueInMs);
+    const due = rows.filter((row): row is ClaimRow & Delivery => row.id !== null);
     await Promise.all(due.map((delivery) => this.send(delivery)));
+    return { handled: due.length, nextDueAt };
   }
 
   private async send(delivery: Delivery): Promise<void> {
@@ -114,5 +150,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         WHERE id = $1`,
       [delivery.id, attempts, failure, delayMs],
     );
+    this.wakeIn(delayMs);
   }
 }
