@@ -2,12 +2,12 @@
  * The live seat stream under a sale (issue 14): N subscribers on one instance, holds at a fixed
  * rate, every change to every subscriber in order, and what polling would cost instead.
  *
- *   npm run bench:stream -- [--subscribers 5000] [--rate 200] [--seconds 10] [--quick]
+ *   npm run bench:stream -- [--subscribers 5000] [--rows 20] [--rate 200] [--seconds 10] [--quick]
  *                           [--poll-seconds 5] [--live-seconds 5] [--no-fanout-ceiling] [--json]
  *
  * Starts the built API (npm start's node options, rate limits off, STREAM_* defaults) on a fresh
  * database of its own with a private redis-server, creates one event of 1,000 seats (one section,
- * 20 rows x 50) and registers 200 customers. The phases (stream/measure.ts): N subscribers open
+ * 20 rows x 50; --rows 200 for 10,000) and registers 200 customers. The phases (stream/measure.ts): N subscribers open
  * the event's stream; holds at `rate` per second for `seconds` (stream/hold-load.ts); settle and
  * check every subscriber against GET /seats; commit-to-client latency per (subscriber, change)
  * (stream/latency.ts); the API's CPU, memory and socket queues throughout (stream/api-watch.ts);
@@ -23,7 +23,7 @@ import { HOUR_MS } from '../support/bench/bench-run';
 import { BenchError, parseBenchArgs, numberOption } from '../support/bench/cli';
 import { printReport } from '../support/bench/report';
 import { measure, type Stack, type StreamOptions } from './stream/measure';
-import { DATABASE, run, SEATS, STREAM_POLL_MS } from './stream/stream-run';
+import { DATABASE, ROWS, run, SEATS_PER_ROW, STREAM_POLL_MS } from './stream/stream-run';
 import { type Measured, type Report, summarize } from './stream/summary';
 import { reportSections } from './stream/table';
 
@@ -32,6 +32,7 @@ const HOLD_TTL_SECONDS = 900;
 const USAGE = `Usage: npm run bench:stream -- [options]
 
   --subscribers N      streams open on the one instance (1 to 10000, default 5000; --quick 500)
+  --rows N             rows of 50 seats in the event (1 to 1000, default 20: 1,000 seats)
   --rate R             holds per second (1 to 2000, default 200)
   --seconds S          seconds of holds (1 to 120, default 10; --quick 3)
   --poll-seconds S     measured seconds of the GET /events/{id}/seats window (default 5; --quick 3)
@@ -45,6 +46,7 @@ function readOptions(): StreamOptions & { json: boolean } {
   const values = parseBenchArgs(
     {
       subscribers: text,
+      rows: text,
       rate: text,
       seconds: text,
       'poll-seconds': text,
@@ -56,11 +58,12 @@ function readOptions(): StreamOptions & { json: boolean } {
     USAGE,
   );
   const quick = values.quick === true;
-  type Name = 'subscribers' | 'rate' | 'seconds' | 'poll-seconds' | 'live-seconds';
+  type Name = 'subscribers' | 'rows' | 'rate' | 'seconds' | 'poll-seconds' | 'live-seconds';
   const number = (name: Name, full: number, short: number, max: number) =>
     numberOption(name, values[name], quick ? short : full, 1, max);
   return {
     subscribers: Math.floor(number('subscribers', 5_000, 500, 10_000)),
+    rows: Math.floor(number('rows', ROWS, ROWS, 1_000)),
     rate: number('rate', 200, 200, 2_000),
     seconds: number('seconds', 10, 3, 120),
     pollSeconds: number('poll-seconds', 5, 3, 120),
@@ -108,7 +111,7 @@ function json(o: StreamOptions, m: Measured, r: Report) {
     subscribers: o.subscribers,
     rate: o.rate,
     seconds: o.seconds,
-    seats: SEATS,
+    seats: o.rows * SEATS_PER_ROW,
     streamPollMs: STREAM_POLL_MS,
     summary: r.summary,
     details: {

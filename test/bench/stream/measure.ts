@@ -12,7 +12,7 @@ import { mib, rssNow, watchApi } from './api-watch';
 import { fanoutCeiling, loopDelay, publishCeiling } from './ceilings';
 import { runLoad } from './hold-load';
 import { latencies, matchMessages } from './latency';
-import { children, GROUPS, log, ROWS, run, SEATS_PER_ROW, streamSampler } from './stream-run';
+import { children, GROUPS, log, run, SEATS_PER_ROW, streamSampler } from './stream-run';
 import * as subs from './subscribers';
 
 /*
@@ -25,6 +25,8 @@ export const POLL_CONNECTIONS = 64;
 
 export interface StreamOptions {
   subscribers: number;
+  /** Rows of SEATS_PER_ROW seats in the event (20: 1,000 seats; 200: 10,000). */
+  rows: number;
   rate: number;
   seconds: number;
   pollSeconds: number;
@@ -52,9 +54,9 @@ const died = (api: Child) =>
     : null;
 
 /** The event, the customers, their tokens and the seat map warm, the lock scripts cached. */
-async function prepare({ api }: Stack) {
+async function prepare({ api }: Stack, rows: number) {
   const { adminToken } = run;
-  const event = await http.createEvent(api.url, adminToken, 'Stream', ROWS, SEATS_PER_ROW);
+  const event = await http.createEvent(api.url, adminToken, 'Stream', rows, SEATS_PER_ROW);
   log(`registering ${CUSTOMERS} customers, warming caches`);
   const tag = randomBytes(4).toString('hex');
   const customers = await http.registerCustomers(api.url, CUSTOMERS, tag);
@@ -229,7 +231,7 @@ async function ceilings(o: StreamOptions, s: Stack, p: Prepared, m: Streamed) {
 }
 
 export async function measure(o: StreamOptions, s: Stack) {
-  const p = await prepare(s);
+  const p = await prepare(s, o.rows);
   const streamed = await stream(o, s, p);
   await sleep(1_000);
   const afterClose = streamed.died ? null : rssNow(s.api.pid);

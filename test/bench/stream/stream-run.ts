@@ -5,9 +5,9 @@ import { groupSampler } from './cpu-groups';
 
 /* What the stream bench's phases share: its log and children, its clock, the event's shape. */
 
+/** The event's rows by default (--rows): 20 × 50 = 1,000 seats. */
 export const ROWS = 20;
 export const SEATS_PER_ROW = 50;
-export const SEATS = ROWS * SEATS_PER_ROW;
 /** STREAM_POLL_MS as the API runs it (its default): the publisher's drain interval. */
 export const STREAM_POLL_MS = 50;
 export const SETTLE_TIMEOUT_MS = 20_000;

@@ -2,7 +2,7 @@ import * as proc from '../../support/bench/child-processes';
 import { ratio } from '../../support/bench/stats';
 import { fmt, perSecond, type ReportSection, type TableRow } from '../../support/bench/report';
 import { POLL_CONNECTIONS, type StreamOptions } from './measure';
-import { ROWS, SEATS, SEATS_PER_ROW, STREAM_POLL_MS } from './stream-run';
+import { SEATS_PER_ROW, STREAM_POLL_MS } from './stream-run';
 import type { Report, Summary } from './summary';
 
 /* The printed report: the stream's figures beside the minimal fan-out's, then polling's cost. */
@@ -190,8 +190,8 @@ export function reportSections(o: StreamOptions, r: Report): ReportSection[] {
   const s = r.summary;
   const parts = [deliveryRows(s), latencyRows(s), resourceRows(s), pollingRows(s)];
   const title =
-    `Seat stream: ${fmt(s.subscribers)} subscribers on one instance, ${fmt(SEATS)} seats ` +
-    `(${ROWS} x ${SEATS_PER_ROW}); holds ${fmt(o.rate)}/s for ${o.seconds} s, ` +
+    `Seat stream: ${fmt(s.subscribers)} subscribers on one instance, ${fmt(o.rows * SEATS_PER_ROW)} seats ` +
+    `(${o.rows} x ${SEATS_PER_ROW}); holds ${fmt(o.rate)}/s for ${o.seconds} s, ` +
     `each seat released 1 s before it comes round again; STREAM_POLL_MS ${STREAM_POLL_MS}`;
   const ceiling =
     'ceiling of the latency rows: the minimal fan-out (a Node process writes each frame it is told ' +
