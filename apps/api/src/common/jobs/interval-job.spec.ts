@@ -108,16 +108,6 @@ describe('IntervalJob', () => {
     expect(logger.error).toHaveBeenCalledTimes(1);
   });
 
-  it('logs a failure as a warning when asked to', async () => {
-    const run = jest.fn().mockRejectedValue(new Error('database away'));
-    expect(await makeJob(fakeLock(), { run, failureLevel: 'warn' }).runNow()).toBeNull();
-    expect(logger.warn).toHaveBeenCalledWith(
-      expect.objectContaining({ job: 'Test job' }),
-      'Test job failed; retrying next interval',
-    );
-    expect(logger.error).not.toHaveBeenCalled();
-  });
-
   it('stops ticking once stopped, and can start again', async () => {
     const run = jest.fn(() => Promise.resolve(1));
     const subject = makeJob(fakeLock(), { run });
@@ -132,10 +122,9 @@ describe('IntervalJob', () => {
     expect(run).toHaveBeenCalledTimes(2);
   });
 
-  it('does local work before the lease, and nothing at all when the job is not due', async () => {
+  it('does local work before the lease', async () => {
     const lock = fakeLock();
     const order: string[] = [];
-    let due = false;
     const local = jest.fn(() => {
       order.push('local');
       return Promise.resolve();
@@ -144,31 +133,9 @@ describe('IntervalJob', () => {
       order.push('lease');
       return work();
     });
-    const subject = makeJob(lock, { run: () => Promise.resolve(1), local, due: () => due });
+    const subject = makeJob(lock, { run: () => Promise.resolve(1), local });
 
-    expect(await subject.runNow()).toBeNull();
-    expect(order).toEqual([]);
-    due = true;
     expect(await subject.runNow()).toBe(1);
     expect(order).toEqual(['local', 'lease']);
-  });
-
-  it('with fixedDelay, counts the interval from the end of the previous run', async () => {
-    const gate = deferred();
-    const run = jest.fn().mockImplementationOnce(async () => {
-      await gate.promise;
-      return 1;
-    });
-    run.mockResolvedValue(1);
-    makeJob(fakeLock(), { run, fixedDelay: true }).start();
-
-    await jest.advanceTimersByTimeAsync(1000);
-    expect(run).toHaveBeenCalledTimes(1);
-    await jest.advanceTimersByTimeAsync(2500); // the run takes 2.5 intervals
-    gate.resolve();
-    await jest.advanceTimersByTimeAsync(999);
-    expect(run).toHaveBeenCalledTimes(1);
-    await jest.advanceTimersByTimeAsync(1);
-    expect(run).toHaveBeenCalledTimes(2);
   });
 });

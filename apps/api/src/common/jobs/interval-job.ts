@@ -14,15 +14,6 @@ export interface IntervalJobOptions<T> {
   run: (signal?: AbortSignal) => Promise<T>;
   /** Work every instance does on each tick before the lease is asked for (what only it knows). */
   local?: () => Promise<unknown>;
-  /** Asked at each tick; false skips it without asking for the lease (and without `local`). */
-  due?: () => boolean;
-  /**
-   * Counts the interval from the end of the previous run instead of ticking at a fixed rate, for
-   * a short interval where a long run should be followed by a pause, not at once by another.
-   */
-  fixedDelay?: boolean;
-  /** How a failure is logged; 'warn' for a job whose failures its next tick soon makes good. */
-  failureLevel?: 'error' | 'warn';
 }
 
 /**
@@ -38,17 +29,13 @@ export class IntervalJob<T> {
 
   constructor(
     private readonly lock: Pick<LockProvider, 'usingOrAlone'>,
-    private readonly logger: Pick<LoggerService, 'error' | 'warn'>,
+    private readonly logger: Pick<LoggerService, 'error'>,
     private readonly options: IntervalJobOptions<T>,
   ) {}
 
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    if (this.options.fixedDelay) {
-      this.scheduleAfterRun();
-      return;
-    }
     const interval = setInterval(() => void this.runNow(), this.options.intervalMs);
     this.cancel = () => clearInterval(interval);
   }
@@ -62,32 +49,20 @@ export class IntervalJob<T> {
 
   /**
    * One tick now. Answers what `run` answered, or null when it did not run: the previous run is
-   * still going, the job is not due, another instance holds the lease, or it failed (logged).
+   * still going, another instance holds the lease, or it failed (logged).
    */
   async runNow(): Promise<T | null> {
     if (this.running) return null;
-    if (this.options.due && !this.options.due()) return null;
     this.running = true;
-    const { name, lease, run, local, failureLevel = 'error' } = this.options;
+    const { name, lease, run, local } = this.options;
     try {
       await local?.();
       return await this.lock.usingOrAlone(lease.key, { ttlMs: lease.ttlMs }, run, () => null);
     } catch (error) {
-      this.logger[failureLevel](
-        { err: error, job: name },
-        `${name} failed; retrying next interval`,
-      );
+      this.logger.error({ err: error, job: name }, `${name} failed; retrying next interval`);
       return null;
     } finally {
       this.running = false;
     }
-  }
-
-  private scheduleAfterRun(): void {
-    if (this.stopped) return;
-    const timer = setTimeout(() => {
-      void this.runNow().finally(() => this.scheduleAfterRun());
-    }, this.options.intervalMs);
-    this.cancel = () => clearTimeout(timer);
   }
 }
