@@ -37,18 +37,13 @@ export async function call<T = any>(
     dispatcher: options.dispatcher,
     signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
   });
-  return readAnswer<T>(response);
-}
-
-/** An undici response as `{status, body, text, headers}`, the body parsed when it is JSON. */
-export async function readAnswer<T = any>(response: Dispatcher.ResponseData): Promise<Answer<T>> {
   const text = await response.body.text();
   let body: unknown = text;
   if (String(response.headers['content-type'] ?? '').includes('json') && text) {
     try {
       body = JSON.parse(text);
     } catch {
-      body = text;
+      // not JSON after all: the text
     }
   }
   return { status: response.statusCode, body: body as T, text, headers: response.headers };
@@ -129,16 +124,12 @@ export async function warmCaches(
   for (const event of events) {
     expectStatus(await call(api, 'GET', `/events/${event.id}/seats`), 200, 'GET seats');
   }
-  await mapLimit(customers, 16, async (customer) =>
-    expectStatus(
-      await call(api, 'GET', '/bookings', { token: customer.token }),
-      200,
-      'GET /bookings',
-    ),
+  await mapLimit(customers, 16, async ({ token }) =>
+    expectStatus(await call(api, 'GET', '/bookings', { token }), 200, 'GET /bookings'),
   );
 }
 
-/** A counter of the API's /metrics (summed over its label sets that match `labels`). */
+/** A counter of the API's /metrics, summed over its label sets that match `labels`. */
 export async function metricValue(
   api: string,
   name: string,
@@ -147,7 +138,6 @@ export async function metricValue(
   const text = expectStatus(await call<string>(api, 'GET', '/metrics'), 200, 'GET /metrics');
   let sum = 0;
   for (const line of String(text).split('\n')) {
-    if (!line.startsWith(name)) continue;
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
     if (!match || match[1] !== name) continue;
     const set = match[2] ?? '';

@@ -7,13 +7,11 @@ import { BenchError } from './cli';
 import type { ChildProcesses } from './child-processes';
 import { pingRedis } from '../redis-server';
 
-/* PostgreSQL and Redis for the benchmarks: this machine's servers, admin connections, pgbench. */
-
 const DEFAULT_DATABASE_URL = 'postgres://postgres:postgres@127.0.0.1:5432/seatlock';
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
 /** Benchmarks drop and create databases: only on this machine. Answers `url` with 127.0.0.1. */
-export function requireLoopback(url: URL, variable: string): URL {
+function requireLoopback(url: URL, variable: string): URL {
   if (!LOOPBACK.has(url.hostname)) {
     throw new BenchError(`${variable} must point at this machine (127.0.0.1), got ${url.host}`);
   }
@@ -22,9 +20,8 @@ export function requireLoopback(url: URL, variable: string): URL {
 }
 
 /**
- * The name of a benchmark database: `name`, or with BENCH_DATABASE_PREFIX set (the suite sets it)
- * `name` with its leading `seatlock_bench` replaced by that prefix, so that a run of the suite never
- * touches the databases of a stand-alone run.
+ * `name`, its leading `seatlock_bench` replaced by BENCH_DATABASE_PREFIX when set (the suite sets
+ * it), so that a run of the suite never touches the databases of a stand-alone run.
  */
 export function benchDatabaseName(name: string): string {
   const prefix = process.env.BENCH_DATABASE_PREFIX;
@@ -47,14 +44,12 @@ export function databaseUrl(name: string): string {
   return url.toString();
 }
 
-/** REDIS_URL (this machine only), default the local server. */
 export function localRedisUrl(): string {
   return requireLoopback(new URL(process.env.REDIS_URL || 'redis://127.0.0.1:6379'), 'REDIS_URL')
     .toString()
     .replace(/\/$/, '');
 }
 
-/** Fails with a clear message unless Redis at `url` answers a PING within 3 s. */
 export async function requireRedis(url: string): Promise<void> {
   try {
     await pingRedis(url, 3_000);
@@ -65,11 +60,9 @@ export async function requireRedis(url: string): Promise<void> {
   }
 }
 
-/** Runs `work` with a connected client and closes it, whatever `work` does. */
 export async function withClient<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  // A connection cut under it (a database dropped WITH (FORCE)) fails the query in flight; the
-  // client's 'error' event must not crash the benchmark as well.
+  // A connection cut by DROP DATABASE WITH (FORCE) fails the query in flight: no crash as well.
   client.on('error', () => undefined);
   await client.connect();
   try {
@@ -79,55 +72,52 @@ export async function withClient<T>(url: string, work: (client: Client) => Promi
   }
 }
 
-/** Drops (forcing its sessions out) and creates the database `name`; answers its URL. */
+/** The first row of each statement, run in turn on the server's admin database. */
+async function adminQuery(statements: string[], params?: unknown[]) {
+  return withClient(databaseUrl('postgres'), async (admin) => {
+    const rows = [];
+    for (const sql of statements) rows.push((await admin.query(sql, params)).rows[0]);
+    return rows;
+  });
+}
+
 export async function recreateDatabase(name: string): Promise<string> {
   if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new BenchError(`bad database name ${name}`);
-  await withClient(databaseUrl('postgres'), async (admin) => {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${name}`);
-  });
+  await adminQuery([`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`, `CREATE DATABASE ${name}`]);
   return databaseUrl(name);
 }
 
 export async function dropDatabase(name: string): Promise<void> {
-  await withClient(databaseUrl('postgres'), (admin) =>
-    admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
-  );
+  await adminQuery([`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
 }
 
-/** Committed and rolled-back transactions of one database so far (pg_stat_database). */
+/** Committed and rolled-back transactions of one database so far. */
 export async function transactionCount(name: string): Promise<number> {
-  return withClient(databaseUrl('postgres'), async (admin) => {
-    const { rows } = await admin.query(
-      `SELECT (xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database WHERE datname = $1`,
-      [name],
-    );
-    return Number(rows[0]?.n ?? 0);
-  });
+  const [row] = await adminQuery(
+    [`SELECT (xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database WHERE datname = $1`],
+    [name],
+  );
+  return Number(row?.n ?? 0);
 }
 
 /** Client connections the server still accepts: a shared server may not have 64 to spare. */
 export async function availableConnections(): Promise<number> {
-  return withClient(databaseUrl('postgres'), async (admin) => {
-    const { rows } = await admin.query(
-      `SELECT current_setting('max_connections')::int
-              - current_setting('superuser_reserved_connections')::int
-              - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int
-              AS free`,
-    );
-    return Number(rows[0].free);
-  });
+  const [row] = await adminQuery([
+    `SELECT current_setting('max_connections')::int
+            - current_setting('superuser_reserved_connections')::int
+            - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int
+            AS free`,
+  ]);
+  return Number(row.free);
 }
-
-const PGBENCH_CANDIDATES = ['/usr/lib/postgresql/15/bin/pgbench', '/usr/bin/pgbench'];
 
 /** Debian's pgbench, else the first on PATH; null when there is none. */
 export function findPgbench(): string | null {
-  for (const candidate of PGBENCH_CANDIDATES) if (existsSync(candidate)) return candidate;
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir && existsSync(join(dir, 'pgbench'))) return join(dir, 'pgbench');
-  }
-  return null;
+  const onPath = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
+  const candidates = ['/usr/lib/postgresql/15/bin/pgbench', '/usr/bin/pgbench'].concat(
+    onPath.map((dir) => join(dir, 'pgbench')),
+  );
+  return candidates.find((candidate) => existsSync(candidate)) ?? null;
 }
 
 export interface PgbenchResult {
@@ -153,11 +143,9 @@ function parsePgbench(output: string, clients: number): PgbenchResult {
 }
 
 /**
- * pgbench of one custom script (extended protocol, as node-postgres speaks it) on `url`:
- * `clients` clients for `seconds`, or for `transactions` each when given (a script that consumes
- * prepared rows must not outrun them; `seconds` then only bounds the run), `vars` passed with -D.
- * Fails when pgbench fails or any transaction failed: a ceiling that did not do the work is no
- * ceiling.
+ * pgbench of one script (extended protocol, as node-postgres speaks it): `clients` for `seconds`,
+ * or for `transactions` each when given (a script that consumes prepared rows must not outrun
+ * them). Fails when any transaction failed: a ceiling that did not do the work is no ceiling.
  */
 export async function runPgbench(
   children: ChildProcesses,
@@ -172,29 +160,22 @@ export async function runPgbench(
 ): Promise<PgbenchResult> {
   const pgbench = findPgbench();
   if (!pgbench) throw new BenchError('pgbench not found: apt-get install postgresql-client-15');
+  const { clients, seconds, transactions } = options;
   const dir = mkdtempSync(join(tmpdir(), 'seatlock-pgbench-'));
   try {
     const file = join(dir, 'script.sql');
     writeFileSync(file, options.script);
     const args = [
-      pgbench,
-      ...['-n', '-M', 'extended', '-f', file],
-      ...['-c', String(options.clients), '-j', String(Math.min(options.clients, 4))],
-      ...(options.transactions
-        ? ['-t', String(options.transactions)]
-        : ['-T', String(options.seconds)]),
+      ...[pgbench, '-n', '-M', 'extended', '-f', file],
+      ...['-c', String(clients), '-j', String(Math.min(clients, 4))],
+      ...(transactions ? ['-t', String(transactions)] : ['-T', String(seconds)]),
       ...Object.entries(options.vars ?? {}).flatMap(([key, value]) => ['-D', `${key}=${value}`]),
       options.url,
     ];
-    const { code, output } = await children.runToEnd(
-      'pgbench',
-      args,
-      process.env,
-      (options.seconds + 60) * 1000,
-    );
-    const result = parsePgbench(output, options.clients);
-    if (code !== 0 || result.tps === null || (result.failed ?? 0) > 0) {
-      throw new BenchError(`pgbench failed (exit ${code}):\n${output.slice(-2000)}`);
+    const run = await children.runToEnd('pgbench', args, process.env, (seconds + 60) * 1000);
+    const result = parsePgbench(run.output, clients);
+    if (run.code !== 0 || result.tps === null || (result.failed ?? 0) > 0) {
+      throw new BenchError(`pgbench failed (exit ${run.code}):\n${run.output.slice(-2000)}`);
     }
     return result;
   } finally {
@@ -203,9 +184,8 @@ export async function runPgbench(
 }
 
 /**
- * An event of its own with `seats` seats P1, P2, … (one row, P) and `customers` customers (ids
- * lpad(to_hex(c + 1), 32, 'c'), so pgbench scripts can name them), written straight into the API
- * database for pgbench. Answers the event id.
+ * An event with `seats` seats P1, P2, … and `customers` customers whose ids
+ * (lpad(to_hex(c + 1), 32, 'c')) pgbench scripts can name, written straight into the database.
  */
 export async function preparePgbench(
   url: string,

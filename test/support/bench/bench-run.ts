@@ -3,29 +3,10 @@ import { existsSync } from 'node:fs';
 import { PgCountingProxy } from '../pg-counting-proxy';
 import { freePort, RedisServer } from '../redis-server';
 import { call } from './bench-http';
-import {
-  benchDatabaseName,
-  dropDatabase,
-  localRedisUrl,
-  recreateDatabase,
-  requireRedis,
-} from './bench-postgres';
-import {
-  API_MAIN,
-  apiNodeOptions,
-  benchApiEnv,
-  type Child,
-  ChildProcesses,
-  GATEWAY_MAIN,
-  waitHealthy,
-} from './child-processes';
-import { BenchError, logger, runBenchmarkMain, withTimeout } from './cli';
-
-/*
- * One benchmark run: its logger, its children, and what it set up (fresh databases, a private
- * redis-server, a counting proxy), each stopped or dropped at the end, on a failure, on a signal.
- * The API and the gateway simulator start here, the same way for every benchmark.
- */
+import * as pg from './bench-postgres';
+import * as proc from './child-processes';
+import { type Child, ChildProcesses } from './child-processes';
+import { BenchError, logger, withTimeout } from './cli';
 
 /** Something the run stops at its end; `killSync` is for a process 'exit' handler. */
 export interface Resource {
@@ -39,23 +20,19 @@ export const NO_GATEWAY = 'http://127.0.0.1:9';
 export const HOUR_MS = '3600000';
 
 export interface ApiOptions {
-  /** The child's name in the log (default 'API'). */
   name?: string;
   database: string;
   redis: string;
-  /** Default: the run's admin token. */
   adminToken?: string;
-  /** Default NO_GATEWAY. */
   gateway?: string;
-  /** Added to, or overriding, benchApiEnv's environment (LOCK_MODE defaults to redis). */
+  /** Over benchApiEnv's environment (LOCK_MODE defaults to redis). */
   env?: NodeJS.ProcessEnv;
-  /** Node options before `npm start`'s own (e.g. --cpu-prof). */
+  /** Before `npm start`'s own (e.g. --cpu-prof). */
   nodeOptions?: string[];
 }
 
-export interface GatewayOptions {
+interface GatewayOptions {
   database: string;
-  /** Where it sends its webhooks (the API's /payments/webhook). */
   webhookUrl: string;
   secret: string;
   port?: number;
@@ -63,13 +40,13 @@ export interface GatewayOptions {
 }
 
 /**
- * A benchmark run. Create it at module level (`new BenchRun('flash')`), call `main(...)` once;
- * inside, set up with its methods: everything is undone when the run ends, however it ends.
+ * One benchmark run: create it at module level, call `main(...)` once. Whatever it sets up (fresh
+ * databases, redis-servers, proxies, children) is undone however the run ends: failure, signal,
+ * watchdog or exit.
  */
 export class BenchRun {
   readonly log: (message: string) => void;
   readonly children: ChildProcesses;
-  /** Random per run: the APIs this run starts accept it. */
   readonly adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
   /** Set once the run stops its children: what would start one again must not. */
   stopping = false;
@@ -83,13 +60,23 @@ export class BenchRun {
     this.children = new ChildProcesses(this.log, stopTimeoutMs);
   }
 
-  /**
-   * Runs `main` (it answers the exit code) under runBenchmarkMain, after checking the build; then
-   * stops and drops what the run set up, whatever `main` did.
-   */
+  /** Runs `main` (it answers the exit code); with --json a failure still ends stdout with JSON. */
   main(main: () => Promise<number>, totalMs: number): void {
+    setTimeout(() => {
+      this.log(`gave up after ${totalMs / 1000} s`);
+      void this.stopAll().finally(() => process.exit(1));
+    }, totalMs).unref();
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => {
+        this.log(`${signal}: stopping the children and cleaning up`);
+        void this.stopAll()
+          .catch(() => undefined)
+          .finally(() => process.exit(130));
+      });
+    }
+    process.on('exit', () => this.killAll());
     const run = async (): Promise<number> => {
-      if (!existsSync(API_MAIN)) throw new BenchError('no dist/: run npm run build first');
+      if (!existsSync(proc.API_MAIN)) throw new BenchError('no dist/: run npm run build first');
       try {
         return await main();
       } finally {
@@ -98,7 +85,20 @@ export class BenchRun {
         );
       }
     };
-    runBenchmarkMain({ benchmark: this.benchmark, main: run, children: this, totalMs });
+    run().then(
+      (code) => {
+        process.exitCode = code;
+      },
+      async (error: Error) => {
+        this.log(error instanceof BenchError ? error.message : (error.stack ?? String(error)));
+        await this.stopAll();
+        if (process.argv.includes('--json')) {
+          const failure = { benchmark: this.benchmark, ok: false, error: error.message };
+          process.stdout.write(`${JSON.stringify(failure)}\n`);
+        }
+        process.exitCode = 1;
+      },
+    );
   }
 
   /** Registers `resource`, stopped newest first after the children; answers it. */
@@ -107,7 +107,6 @@ export class BenchRun {
     return resource;
   }
 
-  /** The children first (they use the rest), then every resource, newest first. */
   async stopAll(): Promise<void> {
     this.stopping = true;
     await this.children.stopAll();
@@ -134,14 +133,13 @@ export class BenchRun {
 
   /** Drops and creates `benchDatabaseName(name)`, dropped again at the end; answers its URL. */
   async freshDatabase(name: string): Promise<string> {
-    const database = benchDatabaseName(name);
+    const database = pg.benchDatabaseName(name);
     this.log(`fresh database ${database}`);
-    const url = await withTimeout(recreateDatabase(database), 30_000, `recreating ${database}`);
-    this.track({ stop: () => dropDatabase(database) });
+    const url = await withTimeout(pg.recreateDatabase(database), 30_000, `recreating ${database}`);
+    this.track({ stop: () => pg.dropDatabase(database) });
     return url;
   }
 
-  /** A redis-server of the run's own (flushed or stopped at will), stopped at the end. */
   async privateRedis(): Promise<RedisServer> {
     return this.track(await RedisServer.start());
   }
@@ -149,25 +147,24 @@ export class BenchRun {
   /** REDIS_URL (checked, this machine only) when set, else a private redis-server. */
   async redis(): Promise<{ url: string; server: RedisServer | null }> {
     if (process.env.REDIS_URL) {
-      const url = localRedisUrl();
-      await requireRedis(url);
+      const url = pg.localRedisUrl();
+      await pg.requireRedis(url);
       return { url, server: null };
     }
     const server = await this.privateRedis();
     return { url: server.url, server };
   }
 
-  /** A PgCountingProxy in front of `databaseUrl`'s server, stopped at the end. */
   async countingProxy(databaseUrl: string, logStatements = false): Promise<PgCountingProxy> {
     const target = new URL(databaseUrl);
     const port = Number(target.port || 5432);
     return this.track(await PgCountingProxy.start(target.hostname, port, { logStatements }));
   }
 
-  /** The built API as `npm start` runs it (benchApiEnv), ready on /health/ready; `url` set. */
+  /** The built API as `npm start` runs it, ready on /health/ready. */
   async startApi(options: ApiOptions): Promise<Child> {
     const port = await freePort();
-    const env = benchApiEnv({
+    const env = proc.benchApiEnv({
       PORT: String(port),
       DATABASE_URL: options.database,
       REDIS_URL: options.redis,
@@ -176,17 +173,16 @@ export class BenchRun {
       GATEWAY_URL: options.gateway ?? NO_GATEWAY,
       ...options.env,
     });
-    const nodeOptions = [...(options.nodeOptions ?? []), ...apiNodeOptions()];
-    const api = this.children.node(options.name ?? 'API', API_MAIN, env, nodeOptions);
+    const nodeOptions = [...(options.nodeOptions ?? []), ...proc.apiNodeOptions()];
+    const api = this.children.node(options.name ?? 'API', proc.API_MAIN, env, nodeOptions);
     api.url = `http://127.0.0.1:${port}`;
     await waitReady(api, '/health/ready');
     return api;
   }
 
-  /** The built gateway simulator on a database of its own, ready on /health; `url` set. */
   async startGateway(options: GatewayOptions): Promise<Child> {
     const port = options.port ?? (await freePort());
-    const gateway = this.children.node('gateway simulator', GATEWAY_MAIN, {
+    const gateway = this.children.node('gateway simulator', proc.GATEWAY_MAIN, {
       ...process.env,
       GATEWAY_PORT: String(port),
       GATEWAY_HOST: '127.0.0.1',
@@ -201,10 +197,7 @@ export class BenchRun {
     return gateway;
   }
 
-  /**
-   * `work` on an API started with `options`, stopped afterwards; on a failure its last lines are
-   * logged first.
-   */
+  /** `work` on an API of its own, stopped afterwards; its last lines logged on a failure. */
   async withApi<T>(options: ApiOptions, work: (api: Child) => Promise<T>): Promise<T> {
     const api = await this.startApi(options);
     try {
@@ -218,7 +211,10 @@ export class BenchRun {
   }
 }
 
-/** Until GET `path` on `child.url` answers 200 (fails at once if the child exits meanwhile). */
 export function waitReady(child: Child, path: string, timeoutMs = 60_000): Promise<unknown> {
-  return waitHealthy(child, () => call(child.url, 'GET', path, { timeoutMs: 2_000 }), timeoutMs);
+  return proc.waitHealthy(
+    child,
+    () => call(child.url, 'GET', path, { timeoutMs: 2_000 }),
+    timeoutMs,
+  );
 }

@@ -3,10 +3,7 @@ import { Redis } from 'ioredis';
 import { metricValue } from './bench-http';
 import { withClient } from './bench-postgres';
 
-/*
- * What a wave left behind, read outside its counted window: the outbox drained, the event's rows,
- * the API's hold counters, Redis's command counts; and the checks of seats against bookings.
- */
+/* What a wave left behind, read outside its counted window, and the checks of seats vs bookings. */
 
 /** Waits (`timeoutMs` at most) until no outbox message is pending; answers how many still are. */
 export async function drainOutbox(databaseUrl: string, timeoutMs = 30_000): Promise<number> {
@@ -53,12 +50,12 @@ export async function storedRows(databaseUrl: string, eventId: string) {
   });
 }
 
-/** Bookings still holding their seats: held or confirmed. */
+/** Bookings still holding their seats. */
 export function liveBookings(bookings: readonly BookingRow[]): BookingRow[] {
   return bookings.filter((b) => b.status === 'held' || b.status === 'confirmed');
 }
 
-/** The labels that occur more than once in `labels`. */
+/** The labels that occur more than once. */
 export function twice(labels: readonly string[]): string[] {
   const seen = new Map<string, number>();
   for (const label of labels) seen.set(label, (seen.get(label) ?? 0) + 1);
@@ -66,8 +63,8 @@ export function twice(labels: readonly string[]): string[] {
 }
 
 /**
- * Seats and live bookings must agree both ways: a booking's seats name it, and a taken seat is
- * listed by the live booking it names. Answers the labels where they do not.
+ * The labels where seats and live bookings disagree: a booking's seats must name it, and a taken
+ * seat must be listed by the live booking it names.
  */
 export function seatsDisagreeing(seats: readonly SeatRow[], live: readonly BookingRow[]): string[] {
   const seatByLabel = new Map(seats.map((seat) => [seat.label, seat]));
@@ -87,8 +84,8 @@ export function seatsDisagreeing(seats: readonly SeatRow[], live: readonly Booki
 }
 
 /**
- * seatlock_holds_total for each of `outcomes` (and seatlock_hold_fallbacks_total as `fallbacks`
- * when asked). /metrics reads PostgreSQL: read it outside counted windows.
+ * seatlock_holds_total for each of `outcomes`, and seatlock_hold_fallbacks_total as `fallbacks`
+ * when asked. /metrics reads PostgreSQL: read it outside counted windows.
  */
 export async function holdMetrics<O extends string>(
   api: string,
@@ -103,12 +100,11 @@ export async function holdMetrics<O extends string>(
   return metrics;
 }
 
-export type CommandStats = Record<string, { calls: number; failed: number }>;
+type CommandStats = Record<string, { calls: number; failed: number }>;
 
 /**
- * Calls per command since the server started (INFO commandstats), on a connection of its own:
- * commands a script runs count under their own names; `failed` counts errors such as an EVALSHA
- * answered NOSCRIPT.
+ * Calls per command since the server started (INFO commandstats): a script's commands count under
+ * their own names; `failed` counts errors such as an EVALSHA answered NOSCRIPT.
  */
 export async function commandStats(url: string): Promise<CommandStats> {
   const client = new Redis(url, { maxRetriesPerRequest: 0, lazyConnect: true });

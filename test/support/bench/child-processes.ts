@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, type StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,21 +10,19 @@ export const API_MAIN = resolve(ROOT, 'dist/apps/api/apps/api/src/main.js');
 export const GATEWAY_MAIN = resolve(ROOT, 'dist/apps/gateway-sim/apps/gateway-sim/src/main.js');
 
 /**
- * Runs in a Node child before its main. Once our end of its stdin closes (the benchmark is gone,
- * however it died, SIGKILL included) the child shuts down instead of squatting its port. On
- * SIGUSR2 it exits at once through process.exit, so that `--cpu-prof` writes its profile (Nest
- * re-raises SIGTERM after its shutdown hooks, and a process killed by a signal writes none).
+ * Runs in a Node child before its main. When its stdin closes (the benchmark died, SIGKILL
+ * included) the child shuts down instead of squatting its port. SIGUSR2 exits through
+ * process.exit so that `--cpu-prof` writes its profile (a process killed by a signal writes none).
  */
 const ORPHAN_GUARD =
   "process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM')).resume();" +
   "process.on('SIGUSR2', () => process.exit(0));" +
   'require(process.argv[1]);';
 
-const TAIL_LINES = 40;
-
 type Level = 'warn' | 'error' | 'fatal' | 'other';
+type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
-/** A line of a child's output: `warn`, `error`, `fatal` or `other` (quieter, or not pino). */
+/** A pino line's level and message; `other` for quieter or non-pino lines. */
 function classifyLine(line: string): { level: Level; message: string } {
   let entry: { level?: unknown; msg?: unknown; res?: { statusCode?: number }; err?: Error };
   try {
@@ -46,13 +44,13 @@ export interface LogCounts {
   messages: Map<string, number>;
 }
 
-/** A child followed by ChildProcesses: its output, its last lines, its log lines by level. */
+/** A child followed by ChildProcesses: its output, its last 40 lines, its log lines by level. */
 export class Child {
   output = '';
   readonly tail: string[] = [];
   readonly levels: Record<Level, number> = { warn: 0, error: 0, fatal: 0, other: 0 };
   readonly messages = new Map<string, number>();
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly exited: Promise<Exit>;
   url = '';
 
   constructor(
@@ -63,8 +61,7 @@ export class Child {
       child.once('exit', (code, signal) => done({ code, signal })),
     );
     for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue;
-      createInterface({ input: stream }).on('line', (line) => this.line(line));
+      if (stream) createInterface({ input: stream }).on('line', (line) => this.line(line));
     }
   }
 
@@ -79,7 +76,7 @@ export class Child {
   private line(line: string): void {
     this.output += `${line}\n`;
     this.tail.push(line);
-    if (this.tail.length > TAIL_LINES) this.tail.shift();
+    if (this.tail.length > 40) this.tail.shift();
     const { level, message } = classifyLine(line);
     this.levels[level] += 1;
     if (level === 'other') return;
@@ -87,7 +84,6 @@ export class Child {
     this.messages.set(key, (this.messages.get(key) ?? 0) + 1);
   }
 
-  /** What it has logged so far, for `logSince`. */
   snapshot(): LogCounts {
     return { levels: { ...this.levels }, messages: new Map(this.messages) };
   }
@@ -111,10 +107,7 @@ export class Child {
   }
 }
 
-/**
- * The child processes of a benchmark (the API, the gateway simulator, pgbench, load clients):
- * spawned so that none outlives the benchmark, and stopped with SIGTERM, then SIGKILL.
- */
+/** A benchmark's children: none outlives it; stopped with SIGTERM, then SIGKILL. */
 export class ChildProcesses {
   private readonly running = new Set<Child>();
 
@@ -125,23 +118,16 @@ export class ChildProcesses {
 
   /** A Node script behind the orphan guard. `env` is its whole environment. */
   node(name: string, entry: string, env: NodeJS.ProcessEnv, nodeOptions: string[] = []): Child {
-    const child = spawn(process.execPath, [...nodeOptions, '-e', ORPHAN_GUARD, entry], {
-      cwd: ROOT,
-      env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const args = [...nodeOptions, '-e', ORPHAN_GUARD, entry];
+    const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: 'pipe' });
     child.stdin?.on('error', () => undefined);
     return this.track(name, child);
   }
 
   /** Any other program (pgbench, redis-server). `env` is its whole environment. */
   command(name: string, args: string[], env: NodeJS.ProcessEnv = process.env): Child {
-    const child = spawn(args[0], args.slice(1), {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    return this.track(name, child);
+    const stdio: StdioOptions = ['ignore', 'pipe', 'pipe'];
+    return this.track(name, spawn(args[0], args.slice(1), { cwd: ROOT, env, stdio }));
   }
 
   /** Runs a program to its end, killed after `timeoutMs`; rejects when it cannot be started. */
@@ -150,14 +136,12 @@ export class ChildProcesses {
     args: string[],
     env: NodeJS.ProcessEnv,
     timeoutMs: number,
-  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+  ): Promise<Exit & { output: string }> {
     const proc = this.command(name, args, env);
-    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
-      (done, fail) => {
-        proc.child.once('close', (code, signal) => done({ code, signal }));
-        proc.child.once('error', fail);
-      },
-    );
+    const closed = new Promise<Exit>((done, fail) => {
+      proc.child.once('close', (code, signal) => done({ code, signal }));
+      proc.child.once('error', fail);
+    });
     const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
     try {
       return { ...(await closed), output: proc.output };
@@ -185,10 +169,8 @@ export class ChildProcesses {
     if (stopped) return stopped;
     this.log(`${proc.name} ignored ${signal} for ${this.stopTimeoutMs} ms; sending SIGKILL`);
     proc.child.kill('SIGKILL');
-    return Promise.race([
-      proc.exited,
-      sleep(5_000).then(() => ({ code: null, signal: 'SIGKILL' as NodeJS.Signals })),
-    ]);
+    const killed: Exit = { code: null, signal: 'SIGKILL' };
+    return Promise.race([proc.exited, sleep(5_000).then(() => killed)]);
   }
 
   async stopAll(): Promise<void> {
@@ -201,10 +183,7 @@ export class ChildProcesses {
   }
 }
 
-/**
- * Polls `probe` every 100 ms until it answers 200, and answers its body. Fails at once, with the
- * child's last lines, if the child exits meanwhile.
- */
+/** Polls `probe` until it answers 200 and answers its body; fails at once if the child exits. */
 export async function waitHealthy<T>(
   proc: Child,
   probe: () => Promise<{ status: number; body: T; text: string }>,
@@ -214,9 +193,10 @@ export async function waitHealthy<T>(
   let last = 'no answer yet';
   while (Date.now() < deadline) {
     if (proc.hasExited) {
+      const { exitCode, signalCode } = proc.child;
       throw new BenchError(
-        `${proc.name} exited during start-up (code ${proc.child.exitCode}, signal ` +
-          `${proc.child.signalCode}):\n${proc.tail.join('\n')}`,
+        `${proc.name} exited during start-up (code ${exitCode}, signal ${signalCode}):\n` +
+          proc.tail.join('\n'),
       );
     }
     try {
@@ -231,24 +211,21 @@ export async function waitHealthy<T>(
   throw new BenchError(`${proc.name} not healthy after ${timeoutMs} ms (${last})`);
 }
 
-/**
- * The node options `npm start` gives the API (its heap cap), read from package.json's start
- * script, so that every benchmark measures the process production runs.
- */
+/** `npm start`'s node options (its heap cap): every benchmark measures what production runs. */
 export function apiNodeOptions(): string[] {
-  const start: string = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')).scripts
-    .start;
-  const words = start.split(' ');
+  const pkg = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8'));
+  const words = String(pkg.scripts.start).split(' ');
   if (words[0] !== 'node' || !words[words.length - 1].endsWith('main.js')) {
-    throw new BenchError(`package.json start: expected "node [options] …/main.js", got "${start}"`);
+    throw new BenchError(
+      `package.json start: expected "node [options] …/main.js", got "${pkg.scripts.start}"`,
+    );
   }
   return words.slice(1, -1);
 }
 
 /**
- * The environment benchmarks give the built API: rate limits off, warnings only, and the
- * background jobs slowed to once an hour so their queries do not count; `env` adds or overrides.
- * No GATEWAY_URL is set here: a benchmark without payments points it at a closed port.
+ * Rate limits off, warnings only, background jobs once an hour so their queries do not count.
+ * No GATEWAY_URL here: a benchmark without payments points it at a closed port.
  */
 export function benchApiEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return {

@@ -3,13 +3,8 @@ import { relative } from 'node:path';
 import { ROOT } from './child-processes';
 import { round } from './stats';
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-}
-
 interface Profile {
-  nodes: ProfileNode[];
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
   startTime: number;
   samples: number[];
   timeDeltas: number[];
@@ -34,27 +29,26 @@ function areaOf(name: string, file: string): string {
 
 /**
  * Top self-time functions and areas of a V8 .cpuprofile, counting only the samples inside
- * [startUs, endUs] — V8's profile clock is the monotonic clock of process.hrtime, so a window
- * measured by the load generator on the same machine selects the measured part.
+ * `window`: V8's profile clock is process.hrtime's, so a window measured by the load generator on
+ * the same machine selects the measured part.
  */
 export function summarizeProfile(
   file: string,
   window?: { startUs: number; endUs: number },
 ): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  const frames = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
   const byFunction = new Map<string, number>();
   const byArea = new Map<string, number>();
-  let t = profile.startTime;
-  let busy = 0;
-  let idle = 0;
-  let inWindow = 0;
+  const add = (map: Map<string, number>, key: string, us: number) =>
+    map.set(key, (map.get(key) ?? 0) + us);
+  let [t, busy, idle, inWindow] = [profile.startTime, 0, 0, 0];
   for (let i = 0; i < profile.samples.length; i += 1) {
     t += profile.timeDeltas[i];
     if (window && (t < window.startUs || t > window.endUs)) continue;
     inWindow += 1;
     const us = profile.timeDeltas[i + 1] ?? 0;
-    const frame = (nodes.get(profile.samples[i]) as ProfileNode).callFrame;
+    const frame = frames.get(profile.samples[i])!;
     const name = frame.functionName || '(anonymous)';
     if (name === '(idle)') {
       idle += us;
@@ -63,10 +57,8 @@ export function summarizeProfile(
     busy += us;
     const url = frame.url.replace(/^file:\/\//, '');
     const short = url.startsWith(ROOT) ? relative(ROOT, url) : url;
-    const key = short ? `${name} ${short}:${frame.lineNumber + 1}` : name;
-    byFunction.set(key, (byFunction.get(key) ?? 0) + us);
-    const area = areaOf(name, short);
-    byArea.set(area, (byArea.get(area) ?? 0) + us);
+    add(byFunction, short ? `${name} ${short}:${frame.lineNumber + 1}` : name, us);
+    add(byArea, areaOf(name, short), us);
   }
   const top = (map: Map<string, number>, n: number) =>
     [...map]

@@ -2,8 +2,6 @@ import autocannon from 'autocannon';
 import type { CpuReport, CpuSampler } from './proc-stats';
 import { round } from './stats';
 
-/* A fixed-request load window on autocannon: warm-up (not counted), then the measured seconds. */
-
 export interface LoadRequest {
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
@@ -26,34 +24,20 @@ export interface LoadResult {
   window: { startUs: number; endUs: number };
 }
 
-function run(
-  url: string,
-  connections: number,
-  seconds: number,
-  next: () => LoadRequest,
-): Promise<autocannon.Result> {
-  return autocannon({
-    url,
-    connections,
-    duration: seconds,
-    pipelining: 1,
-    timeout: 30,
-    requests: [
-      {
-        setupRequest: (request) => {
-          const job = next();
-          const headers: Record<string, string> = { ...job.headers };
-          if (job.body !== undefined) headers['content-type'] = 'application/json';
-          return { ...request, method: job.method, path: job.path, headers, body: job.body };
-        },
-      },
-    ],
-  });
+function run(url: string, connections: number, seconds: number, next: () => LoadRequest) {
+  const setupRequest = (request: autocannon.Request) => {
+    const job = next();
+    const headers: Record<string, string> = { ...job.headers };
+    if (job.body !== undefined) headers['content-type'] = 'application/json';
+    return { ...request, method: job.method, path: job.path, headers, body: job.body };
+  };
+  const requests = [{ setupRequest }];
+  return autocannon({ url, connections, duration: seconds, pipelining: 1, timeout: 30, requests });
 }
 
 /**
- * `connections` keep-alive connections send `next()` one request at a time each: `warmupSeconds`
- * first (not counted), then `seconds` measured, with `sampler` (if any) over the measured part.
+ * `connections` keep-alive connections send `next()` one request at a time each (autocannon):
+ * `warmupSeconds` first, not counted, then `seconds` measured, with `sampler` over them.
  */
 export async function loadWindow(options: {
   url: string;
@@ -77,17 +61,13 @@ export async function loadWindow(options: {
   }
   const ok = statuses[String(expected)] ?? 0;
   const elapsed = result.duration || seconds;
+  const { p50, p99, mean, max } = result.latency;
   return {
     connections,
     seconds: round(elapsed, 2) ?? seconds,
     perSecond: round(ok / elapsed, 1),
     ok,
-    latencyMs: {
-      p50: result.latency.p50,
-      p99: result.latency.p99,
-      mean: round(result.latency.mean, 2) ?? 0,
-      max: result.latency.max,
-    },
+    latencyMs: { p50, p99, mean: round(mean, 2) ?? 0, max },
     statuses,
     errors: result.requests.total - ok + result.errors + result.timeouts,
     cpu,

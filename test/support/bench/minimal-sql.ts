@@ -1,29 +1,24 @@
 /*
- * The physical limit of our durable work, as pgbench scripts: the least SQL PostgreSQL must commit
- * for a state change, each change ONE statement, no NOTIFY. A benchmark divides the API's rate by
- * pgbench's rate of these, so the ratio shows what our own SQL and code cost, not just the machine.
+ * The least SQL PostgreSQL must commit for each state change, each change ONE statement, no
+ * NOTIFY, as pgbench scripts: the API's rate divided by pgbench's rate of these shows what our own
+ * SQL and code cost, not just the machine.
  *
- * Variables (pgbench -D): ev (an event made by preparePgbench), k (seats per client), seq (0; it
- * counts per client), runbase (distinct per run, so booking ids never repeat), fencebase (a fence
- * above every stored one). Each cycle takes seat P<client_id * k + seq> of its own; the script
- * leaves :bn (the booking number) and :book (its uuid) set for statements that follow.
+ * pgbench -D variables: ev (an event from preparePgbench), k (seats per client), seq (0), runbase
+ * (distinct per run: booking ids never repeat), fencebase (above every stored fence). Each cycle
+ * takes seat P<client_id * k + seq>; the booking is lpad(:bn, '0'), its payment lpad(:bn, 'a'),
+ * its customer lpad(:client_id + 1, 'c').
  */
 
 export const HOLD_TTL_SECONDS = 300;
 
-/** Advances the per-client counter and names this cycle's seat, booking and fencing token. */
 export const CYCLE_VARIABLES = String.raw`\set seq :seq + 1
 \set n :client_id * :k + :seq
 \set bn (:client_id + 1) * 1000000000 + :runbase + :seq
 \set tok :fencebase + :bn
 `;
 
-/**
- * One hold in one statement: the fenced conditional seat UPDATE, then the booking, its timeline
- * entry and its outbox row, all written from the seat rows the UPDATE returned. One seat per cycle
- * here, so "every seat or nothing" needs no extra check.
- */
-export const ONE_STATEMENT_HOLD = String.raw`WITH seat AS (
+/** The fenced conditional seat UPDATE, then the booking, its timeline entry and outbox row. */
+const ONE_STATEMENT_HOLD = String.raw`WITH seat AS (
   UPDATE seats SET status = 'held', booking_id = lpad(to_hex(:bn::bigint), 32, '0')::uuid,
          fence = :tok::bigint, held_until = now() + interval '${HOLD_TTL_SECONDS} seconds'
    WHERE event_id = :ev AND label = 'P' || :n AND status = 'free' AND fence < :tok::bigint
@@ -50,22 +45,12 @@ export const ONE_STATEMENT_HOLD = String.raw`WITH seat AS (
 SELECT id FROM booking;
 `;
 
-/** The pgbench script of the one-statement hold: one hold per transaction. */
 export const HOLD_SCRIPT = CYCLE_VARIABLES + ONE_STATEMENT_HOLD;
 
-/*
- * The minimal durable SQL of one booking (hold → pay → confirmed): four transactions, each ONE
- * statement. The gateway's authorization happens between the hold and the payment row, its
- * capture between the confirm and the capture record. Ids follow the hold's: the booking is
- * lpad(:bn, '0'), its payment lpad(:bn, 'a'), its customer lpad(:client_id + 1, 'c').
- */
+/* One booking (hold → pay → confirmed) is four such transactions: hold, payment, confirm, capture. */
 
-/**
- * The payment row once the gateway authorized: status authorized, the intent id and the
- * idempotency key it was created with, the hold's fence. Amount, currency and fence come from the
- * booking in the same statement, which also checks it is still held and the customer's.
- */
-export const AUTHORIZED_PAYMENT = String.raw`INSERT INTO payments (id, booking_id, customer_id, status, next_action,
+/** The payment row once the gateway authorized, if the booking is still held and the customer's. */
+const AUTHORIZED_PAYMENT = String.raw`INSERT INTO payments (id, booking_id, customer_id, status, next_action,
                       amount_cents, currency, payment_method, fence, gateway_idempotency_key,
                       gateway_intent_id)
 SELECT lpad(to_hex(:bn::bigint), 32, 'a')::uuid, id, customer_id, 'authorized', 'confirm',
@@ -76,12 +61,8 @@ SELECT lpad(to_hex(:bn::bigint), 32, 'a')::uuid, id, customer_id, 'authorized', 
 RETURNING id;
 `;
 
-/**
- * The fenced confirm: the booking held under this fence becomes confirmed, its seats held under
- * the same fence become booked, plus its timeline entry and outbox row. The fence on both sides
- * is what makes a late confirm (after an expiry and a new hold) a no-op.
- */
-export const FENCED_CONFIRM = String.raw`WITH booking AS (
+/** The fence on booking and seats makes a late confirm (after an expiry and a new hold) a no-op. */
+const FENCED_CONFIRM = String.raw`WITH booking AS (
   UPDATE bookings SET status = 'confirmed', updated_at = now()
    WHERE id = lpad(to_hex(:bn::bigint), 32, '0')::uuid AND status = 'held'
      AND fence = :tok::bigint AND expires_at > now()
@@ -107,8 +88,7 @@ export const FENCED_CONFIRM = String.raw`WITH booking AS (
 SELECT id, (SELECT count(*) FROM seat) AS booked FROM booking;
 `;
 
-/** The capture, recorded: the payment becomes captured, plus its timeline entry and outbox row. */
-export const CAPTURE_RECORD = String.raw`WITH payment AS (
+const CAPTURE_RECORD = String.raw`WITH payment AS (
   UPDATE payments SET status = 'captured', next_action = NULL, updated_at = clock_timestamp()
    WHERE id = lpad(to_hex(:bn::bigint), 32, 'a')::uuid AND status = 'authorized'
   RETURNING id, booking_id, customer_id, amount_cents, currency, gateway_intent_id
@@ -127,6 +107,5 @@ export const CAPTURE_RECORD = String.raw`WITH payment AS (
 SELECT id FROM payment;
 `;
 
-/** The pgbench script of one booking's minimal durable SQL: one booking per pgbench transaction. */
 export const MINIMAL_FLOW_SCRIPT =
   CYCLE_VARIABLES + ONE_STATEMENT_HOLD + AUTHORIZED_PAYMENT + FENCED_CONFIRM + CAPTURE_RECORD;

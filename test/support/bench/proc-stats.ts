@@ -2,155 +2,118 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { round } from './stats';
 
-/*
- * CPU, process tree and memory from Linux /proc; elsewhere the readers answer null or nothing and
- * the sampler stays empty.
- */
+/* CPU, process tree and memory from Linux /proc; elsewhere the readers answer null or nothing. */
 
 /** USER_HZ of /proc/stat and /proc/<pid>/stat: 100 on every Linux build that matters. */
-export const CLOCK_TICKS = 100;
+const CLOCK_TICKS = 100;
 
 export interface ProcessStat {
   pid: number;
+  ppid: number;
   comm: string;
   cpuSeconds: number;
   startedAtUptime: number;
 }
 
-/** Busy CPU seconds of the whole machine (all processes), from /proc/stat; null elsewhere. */
+/** A /proc file, or null (gone meanwhile, or not Linux). */
+function readProc(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** Busy CPU seconds of the whole machine (all processes), from /proc/stat. */
 export function machineBusySeconds(): number | null {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
-    const [user, nice, system, , , irq, softirq, steal] = line
-      .trim()
-      .split(/\s+/)
-      .slice(1)
-      .map(Number);
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS;
-  } catch {
-    return null;
-  }
+  const line = readProc('/proc/stat')?.split('\n')[0];
+  if (line === undefined) return null;
+  const [user, nice, system, , , irq, softirq, steal] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS;
 }
 
-/** Seconds since boot (/proc/uptime); null elsewhere. */
-export function uptimeSeconds(): number | null {
-  try {
-    return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-  } catch {
-    return null;
-  }
+function uptimeSeconds(): number | null {
+  const text = readProc('/proc/uptime');
+  return text === null ? null : Number(text.split(' ')[0]);
 }
 
-/** One process's CPU so far (all its threads) and its start time; null once it is gone. */
-export function processStat(pid: number): ProcessStat | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const close = text.lastIndexOf(')');
-    // Fields after "pid (comm) ": utime is field 14, stime 15, starttime 22.
-    const fields = text.slice(close + 2).split(' ');
-    return {
-      pid,
-      comm: text.slice(text.indexOf('(') + 1, close),
-      cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS,
-      startedAtUptime: Number(fields[19]) / CLOCK_TICKS,
-    };
-  } catch {
-    return null;
-  }
+function processStat(pid: number): ProcessStat | null {
+  const text = readProc(`/proc/${pid}/stat`);
+  if (text === null) return null;
+  const close = text.lastIndexOf(')');
+  // Fields after "pid (comm) ": ppid is field 4, utime 14, stime 15, starttime 22.
+  const fields = text.slice(close + 2).split(' ');
+  return {
+    pid,
+    ppid: Number(fields[1]),
+    comm: text.slice(text.indexOf('(') + 1, close),
+    cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS,
+    startedAtUptime: Number(fields[19]) / CLOCK_TICKS,
+  };
 }
 
-function pids(): number[] {
+function allProcesses(): ProcessStat[] {
+  let names: string[] = [];
   try {
-    return readdirSync('/proc')
-      .filter((name) => /^\d+$/.test(name))
-      .map(Number);
+    names = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
   } catch {
-    return [];
+    // not Linux
   }
-}
-
-export function allProcesses(): ProcessStat[] {
-  return pids()
-    .map(processStat)
-    .filter((stat): stat is ProcessStat => stat !== null);
+  return names.map((name) => processStat(Number(name))).filter((stat) => stat !== null);
 }
 
 /** Every process below `root` (children, grandchildren, ...), not `root` itself. */
 export function descendantPids(root = process.pid): Set<number> {
-  const children = new Map<number, number[]>();
-  for (const pid of pids()) {
-    try {
-      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const ppid = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-    } catch {
-      // gone meanwhile
-    }
-  }
+  const processes = allProcesses();
   const found = new Set<number>();
-  const queue = [...(children.get(root) ?? [])];
-  while (queue.length > 0) {
-    const pid = queue.pop() as number;
-    if (found.has(pid)) continue;
-    found.add(pid);
-    queue.push(...(children.get(pid) ?? []));
+  for (let parents = new Set([root]); parents.size > 0;) {
+    const children = processes.filter((p) => parents.has(p.ppid) && !found.has(p.pid));
+    parents = new Set(children.map((p) => p.pid));
+    for (const pid of parents) found.add(pid);
   }
   return found;
 }
 
 /** A process's command line (arguments joined by spaces); null once it is gone. */
 export function commandLine(pid: number): string | null {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
-  } catch {
-    return null;
-  }
+  return readProc(`/proc/${pid}/cmdline`)?.split('\0').join(' ').trim() ?? null;
 }
 
 /** Resident memory in MiB: `rss` now (VmRSS) and `peak` since start (VmHWM); null once gone. */
 export function memoryStatus(pid: number): { rss: number | null; peak: number | null } | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kib = (field: string): number | null => {
-      const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
-      return match ? Number(match[1]) / 1024 : null;
-    };
-    return { rss: kib('VmRSS'), peak: kib('VmHWM') };
-  } catch {
-    return null;
-  }
-}
-
-export interface CpuGroup {
-  cpuSeconds: number | null;
-  cores: number | null;
-  processes: number;
+  const text = readProc(`/proc/${pid}/status`);
+  if (text === null) return null;
+  const kib = (field: string): number | null => {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+    return match ? Number(match[1]) / 1024 : null;
+  };
+  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
 }
 
 export interface CpuReport {
   elapsedSeconds: number | null;
   samples: number;
-  groups: Record<string, CpuGroup>;
+  groups: Record<string, { cpuSeconds: number | null; cores: number | null; processes: number }>;
   machineCores: number | null;
   otherCores: number | null;
 }
 
-interface Seen {
-  group: string;
-  startedAtUptime: number;
-  first: number;
-  last: number;
-}
-
 /**
- * Splits the CPU used during a window between groups of processes. `classify` names the group of
- * a process, or null: not ours, counted under "other processes" with the rest of the machine.
+ * Splits the CPU used during a window between groups of processes. `classify` names a process's
+ * group, or null: not ours, counted under "other processes" with the rest of the machine.
  * `prepare` runs before each sample (e.g. to learn which PostgreSQL backend serves which database).
  * A process born inside the window counts from its start; one that exits between two samples loses
- * its last interval (at most `intervalMs`).
+ * its last interval.
  */
 export class CpuSampler {
-  private readonly seen = new Map<number, Seen>();
+  private readonly seen = new Map<
+    number,
+    { group: string; startedAtUptime: number; first: number; last: number }
+  >();
   private samples = 0;
   private loop: Promise<void> | null = null;
   private stopped = false;
@@ -207,21 +170,18 @@ export class CpuSampler {
     await this.sample(false).catch(() => undefined);
     const elapsed = (performance.now() - this.startedAt) / 1000;
     const machineEnd = machineBusySeconds();
-    const sums: Record<string, { cpuSeconds: number; processes: number }> = {};
-    for (const entry of this.seen.values()) {
-      sums[entry.group] ??= { cpuSeconds: 0, processes: 0 };
-      sums[entry.group].cpuSeconds += Math.max(0, entry.last - entry.first);
-      sums[entry.group].processes += 1;
-    }
+    const groups: CpuReport['groups'] = {};
     let ours = 0;
-    const groups: Record<string, CpuGroup> = {};
-    for (const [name, sum] of Object.entries(sums)) {
-      ours += sum.cpuSeconds;
-      groups[name] = {
-        cpuSeconds: round(sum.cpuSeconds, 2),
-        cores: round(sum.cpuSeconds / elapsed, 2),
-        processes: sum.processes,
-      };
+    for (const entry of this.seen.values()) {
+      const used = Math.max(0, entry.last - entry.first);
+      ours += used;
+      const group = (groups[entry.group] ??= { cpuSeconds: 0, cores: 0, processes: 0 });
+      group.cpuSeconds = (group.cpuSeconds ?? 0) + used;
+      group.processes += 1;
+    }
+    for (const group of Object.values(groups)) {
+      group.cores = round((group.cpuSeconds ?? 0) / elapsed, 2);
+      group.cpuSeconds = round(group.cpuSeconds, 2);
     }
     const busy =
       this.machineStart === null || machineEnd === null ? null : machineEnd - this.machineStart;

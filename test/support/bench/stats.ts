@@ -1,5 +1,3 @@
-/** Small numeric helpers shared by the benchmarks. */
-
 export function percentile(sorted: readonly number[], p: number): number | null {
   if (sorted.length === 0) return null;
   const index = Math.ceil((p / 100) * sorted.length) - 1;
@@ -25,7 +23,7 @@ export interface LatencySummary {
   mean: number | null;
 }
 
-/** n, p50, p99, max and mean of a list of numbers (milliseconds, say), rounded to 0.1. */
+/** Rounded to 0.1. */
 export function latencySummary(values: readonly number[]): LatencySummary {
   const sorted = [...values].sort((a, b) => a - b);
   const mean = sorted.length ? sorted.reduce((sum, v) => sum + v, 0) / sorted.length : null;
@@ -33,12 +31,12 @@ export function latencySummary(values: readonly number[]): LatencySummary {
     n: sorted.length,
     p50: round(percentile(sorted, 50)),
     p99: round(percentile(sorted, 99)),
-    max: round(sorted.length ? sorted[sorted.length - 1] : null),
+    max: round(sorted.at(-1)),
     mean: round(mean),
   };
 }
 
-/** Runs `work(item, index)` over `items` with at most `limit` in flight; answers results in order. */
+/** `work(item, index)` over `items`, at most `limit` in flight; the results in order. */
 export async function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
@@ -47,9 +45,7 @@ export async function mapLimit<T, R>(
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next;
-      next += 1;
+    for (let index = next++; index < items.length; index = next++) {
       results[index] = await work(items[index], index);
     }
   };

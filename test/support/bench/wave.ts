@@ -4,10 +4,7 @@ import { withTimeout } from './cli';
 import { machineBusySeconds } from './proc-stats';
 import { type LatencySummary, latencySummary, mapLimit, round } from './stats';
 
-/*
- * Waves of requests (N customers press "book" at once): undici on pre-opened keep-alive
- * connections, not a fixed-rate window (that is autocannon's, in load.ts).
- */
+/* Waves of requests (N customers press "book" at once) on pre-opened keep-alive connections. */
 
 /** One request of a wave: a customer's token and its JSON body (POST /bookings by default). */
 export interface WaveRequest {
@@ -23,20 +20,19 @@ export interface Reply {
   text: string;
 }
 
-/** A wave request's reply and times: `ms` from sending to the whole answer, `end` from the start. */
+/** `ms` from sending to the whole answer, `end` from the wave's start. */
 export type Shot<T = WaveRequest> = T & Reply & { ms: number; end: number };
 
 export interface WaveResult<T> {
   shots: Shot<T>[];
   wallMs: number;
-  /** Busy cores of the whole machine during the wave (/proc/stat); null elsewhere. */
+  /** Busy cores of the whole machine during the wave; null off Linux. */
   machineCores: number | null;
 }
 
 /**
- * An agent with one keep-alive connection per request of a wave. With `open` (default) the
- * connections are opened first on GET /health/live, which does not touch PostgreSQL: the wave
- * then measures requests, not handshakes.
+ * An agent with `connections` keep-alive connections, opened first (unless `open: false`) on
+ * GET /health/live, which does not touch PostgreSQL: the wave measures requests, not handshakes.
  */
 export async function waveAgent(
   api: string,
@@ -84,9 +80,8 @@ export async function send(
 }
 
 /**
- * Fires `requests` on `agent`: all at once, or at most `concurrency` in flight. `onAnswer` sees the
- * running count of HTTP answers (no-answers not counted), e.g. to inject a fault mid-wave. Fails
- * after `timeoutMs` (default 180 s).
+ * Fires `requests` all at once, or at most `concurrency` in flight. `onAnswer` sees the running
+ * count of HTTP answers, e.g. to inject a fault mid-wave.
  */
 export async function fireWave<T extends WaveRequest>(options: {
   api: string;
@@ -134,28 +129,28 @@ export function parseBody<B = Record<string, any>>(text: string): Partial<B> {
 export interface WaveTally {
   /** Replies by status ('201', '409', 'error:ECONNRESET', ...). */
   statuses: Record<string, number>;
-  /** Replies by status and problem code: '201', '409 BOOKING.SOLD_OUT', '500 -', ... */
+  /** Replies by codeOf: '201', '409 BOOKING.SOLD_OUT', '500 -', ... */
   codes: Record<string, number>;
   /** The first body (300 characters) of each key of `codes`. */
   samples: Record<string, string>;
   latency: LatencySummary;
 }
 
-/** The key of `codes`: a 2xx status alone, any other with its problem code ('-' when none). */
+/** A 2xx status alone, any other with its problem code ('-' when none). */
 export function codeOf(shot: Reply): string {
   if (shot.status.startsWith('2')) return shot.status;
   return `${shot.status} ${parseBody<{ code: string }>(shot.text).code ?? '-'}`;
 }
 
-/** Status counts, code counts, a sample body per code and the latency of a wave's shots. */
 export function tallyShots(shots: readonly (Reply & { ms: number })[]): WaveTally {
-  const tally: WaveTally = { statuses: {}, codes: {}, samples: {}, latency: latencySummary([]) };
+  const statuses: Record<string, number> = {};
+  const codes: Record<string, number> = {};
+  const samples: Record<string, string> = {};
   for (const shot of shots) {
     const code = codeOf(shot);
-    tally.statuses[shot.status] = (tally.statuses[shot.status] ?? 0) + 1;
-    tally.codes[code] = (tally.codes[code] ?? 0) + 1;
-    tally.samples[code] ??= shot.text.slice(0, 300);
+    statuses[shot.status] = (statuses[shot.status] ?? 0) + 1;
+    codes[code] = (codes[code] ?? 0) + 1;
+    samples[code] ??= shot.text.slice(0, 300);
   }
-  tally.latency = latencySummary(shots.map((shot) => shot.ms));
-  return tally;
+  return { statuses, codes, samples, latency: latencySummary(shots.map((shot) => shot.ms)) };
 }
