@@ -56,10 +56,7 @@ export function expectStatus<T>(answer: Answer<T>, status: number, what: string)
   return answer.body;
 }
 
-export interface BenchEvent {
-  id: string;
-  labels: string[];
-}
+export type BenchEvent = { id: string; labels: string[] };
 
 /** An event of one section (`rows` × `seatsPerRow`) through the admin API. */
 export async function createEvent(
@@ -90,10 +87,7 @@ export async function createEvent(
   return { id: event.id, labels: event.seats.map((seat) => seat.label) };
 }
 
-export interface BenchCustomer {
-  id: string;
-  token: string;
-}
+export type BenchCustomer = { id: string; token: string };
 
 /** `count` customers with e-mails unique to `tag`, 16 registrations at a time. */
 export function registerCustomers(

@@ -27,12 +27,7 @@ export interface SeatRow {
   booking_id: string | null;
 }
 
-export interface BookingRow {
-  id: string;
-  customer_id: string;
-  status: string;
-  seat_labels: string[];
-}
+export type BookingRow = { id: string; customer_id: string; status: string; seat_labels: string[] };
 
 /** An event's seats (by row, then number) and bookings, read straight from PostgreSQL. */
 export async function storedRows(databaseUrl: string, eventId: string) {

@@ -39,10 +39,7 @@ function classifyLine(line: string): { level: Level; message: string } {
   return { level, message };
 }
 
-export interface LogCounts {
-  levels: Record<Level, number>;
-  messages: Map<string, number>;
-}
+export type LogCounts = { levels: Record<Level, number>; messages: Map<string, number> };
 
 /** A child followed by ChildProcesses: its output, its last 40 lines, its log lines by level. */
 export class Child {

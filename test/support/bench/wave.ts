@@ -15,10 +15,7 @@ export interface WaveRequest {
 }
 
 /** A request's outcome: its status ('error:<code>' when no answer came) and body text. */
-export interface Reply {
-  status: string;
-  text: string;
-}
+export type Reply = { status: string; text: string };
 
 /** `ms` from sending to the whole answer, `end` from the wave's start. */
 export type Shot<T = WaveRequest> = T & Reply & { ms: number; end: number };
