@@ -1,43 +1,13 @@
 /*
- * Flash sale (issue 13): N customers ask at once for 1–4 units of one general-admission section.
+ * Flash sale (issue 13): N customers ask at once for 1–4 units of one GA section `Floor`.
+ * Options: npm run bench:flash -- --help. See docs/benchmarks.md.
  *
- *   npm run bench:flash -- [--flush-mid-wave] [--redis-stopped] [--all] [--customers 10000]
- *                          [--capacity 1000] [--wave2 5000] [--seed 13] [--flush-after 300]
- *                          [--pgbench-seconds 10] [--no-pgbench] [--live-seconds 5] [--json]
- *
- * Starts the built API (npm start's node options, rate limits off) on a fresh database of its own,
- * behind a PgCountingProxy, with a redis-server of its own (never a shared one: the variants flush
- * and stop it, and INFO commandstats then counts this API alone). Registers the customers (not
- * measured), holds one unit of a warm-up event (the admission script cached in Redis), then per
- * scenario, on an event of its own with one GA section `Floor` of `capacity` units:
- *
- *   wave 1  every customer, tokens warm and connections open, sends POST /bookings {eventId,
- *           section: 'Floor', quantity: q} at once, q uniformly 1–4 from the seed;
- *   release half of the wave-1 holds are released by their owners (DELETE /bookings/{id});
- *   wave 2  `wave2` customers without a booking ask again (1–4 each) at once: they must take the
- *           units that are free again, or as many as fit.
- *
- * Scenarios: `normal` (default); `--flush-mid-wave`: FLUSHALL on the private Redis once
- * `flush-after` answers of wave 1 came back; `--redis-stopped`: Redis killed before wave 1
- * (PostgreSQL alone behind the fallback bulkhead, which may answer 503 BOOKING.OVERLOADED), started
- * again before the releases; `--all`: the three. Per wave: units sold (201s, the seats and bookings
- * tables), units twice, refusals by status and code, losers answered without a PostgreSQL
- * statement (a lower bound from the wire: every statement but the winners' holds and the outbox's
- * fan-out charged to a loser; the API's seatlock_holds_total sold_out_redis beside it), time to
- * sell out, p50/p99, statements per unit sold, Redis commands. Ceilings, measured in the same run,
- * the physical limit of the work: the API's own GET /health/live (autocannon, before the API stops); with the API stopped, pgbench of the minimal
- * statement that claims free units (one UPDATE of the first free unit rows FOR UPDATE SKIP LOCKED,
- * one unit, and 1–4 units, per transaction) on the same database, and raw DECRBY on the same
- * redis-server (redis-benchmark).
- *
- * Statements on the wire are also told apart by their text (the hold, the admission count's seed,
- * the outbox, other), and the admission count in Redis is read before and after each wave.
- *
- * Exit 1 on: a unit sold twice, more units sold than the section has, a 5xx (other than 503
- * BOOKING.OVERLOADED while Redis is stopped), a lost request, the API dying in a wave (it is then
- * started again, so that what follows still runs). Wave 1 selling fewer than all units, wave 2
- * selling fewer than fit, and losers reaching PostgreSQL are reported, not failed.
- * Uses DATABASE_URL's server, only the database seatlock_bench_flash. See docs/benchmarks.md.
+ * On a fresh database (seatlock_bench_flash, behind a PgCountingProxy) and a redis-server of its
+ * own (the variants flush and stop it), per scenario (Redis up, FLUSHALL mid-wave, Redis stopped):
+ * wave 1, every customer at once; half of its holds released by their owners; wave 2, customers
+ * without a booking. Ceilings of the same run: /health/live, then (API stopped) pgbench of the
+ * minimal unit claim and raw DECRBY. Exit 1 on a unit sold twice, an oversell, a 5xx (but 503
+ * OVERLOADED with Redis stopped), a lost request or the API dying; the rest is reported.
  */
 import { randomBytes } from 'node:crypto';
 import * as http from '../support/bench/bench-http';
@@ -56,10 +26,9 @@ import {
   run,
   SECTION,
 } from './flash/flash-options';
-import { reportSections } from './flash/flash-report';
+import { report, summarize } from './flash/flash-report';
 import { runScenario } from './flash/flash-scenario';
 import { ApiHolder, createGaEvent } from './flash/flash-stack';
-import { summarize } from './flash/flash-summary';
 
 /** Customers registered (not measured), and one unit held on a warm-up event. */
 async function prepare(api: string, options: Options) {
@@ -121,42 +90,14 @@ export async function measure(options: Options) {
 
 async function main(): Promise<number> {
   const options = readOptions();
-  const loadAtStart = loadAverage();
+  const start = loadAverage();
   const result = summarize(options, await measure(options));
   // Before the report: the database dropped, Redis stopped.
   await withTimeout(run.stopAll(), 30_000, 'cleaning up').catch((error: Error) =>
     run.log(error.message),
   );
-  const loadAtEnd = loadAverage();
-  const byScenario = <T>(pick: (s: (typeof result.scenarios)[number]) => T) =>
-    Object.fromEntries(result.scenarios.map((s) => [s.summary.scenario, pick(s)]));
-  const loadLine =
-    `load average (1, 5, 15 min): ${loadAtStart?.join(' ') ?? '-'} at the start, ` +
-    `${loadAtEnd?.join(' ') ?? '-'} at the end`;
-  printReport(
-    [...reportSections(options, result), { lines: [loadLine] }],
-    options.json
-      ? {
-          benchmark: 'flash',
-          ok: result.ok,
-          scenarios: options.scenarios,
-          customers: options.customers,
-          capacity: options.capacity,
-          wave2: options.wave2,
-          seed: options.seed,
-          section: SECTION,
-          summary: byScenario((s) => s.summary),
-          ceilings: result.ceilings,
-          peakRssMB: result.peakRssMB,
-          apiCrashes: result.apiCrashes,
-          registrationMs: result.registrationMs,
-          loadAverage: { start: loadAtStart, end: loadAtEnd },
-          details: byScenario((s) => s.details),
-          failures: byScenario((s) => s.failures),
-          anomalies: { ...byScenario((s) => s.anomalies), ceilings: result.notes },
-        }
-      : undefined,
-  );
+  const { sections, json } = report(options, result, { start, end: loadAverage() });
+  printReport(sections, json);
   return result.ok ? 0 : 1;
 }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as pg from '../../support/bench/bench-postgres';
 import { commandStats } from '../../support/bench/bench-state';
 import { BenchError } from '../../support/bench/cli';
-import { type LoadResult, loadWindow } from '../../support/bench/load';
+import { loadWindow } from '../../support/bench/load';
 import { fmt } from '../../support/bench/report';
 import { round } from '../../support/bench/stats';
 import {
@@ -14,18 +14,14 @@ import {
   SECTION,
 } from './flash-options';
 
-/*
- * The ceilings, measured in the same run: the API's own GET /health/live; with the API stopped,
- * pgbench of the minimal unit claim on the same database and raw DECRBY on the same redis-server.
- */
+/* The ceilings of the same run: /health/live; then, the API stopped, pgbench and redis-benchmark. */
 
 /** Free units per pgbench client-second: far above what 2 cores claim, so no run runs dry. */
 const PGBENCH_UNITS_PER_SECOND = 12_000;
-const REDIS_BENCHMARK_CLIENTS = 50;
-const REDIS_BENCHMARK_REQUESTS = 300_000;
+const REDIS_CLIENTS = 50;
 
-/** The server's own /health/live on 64 connections: the framework's floor, the API idle. */
-export async function liveCeiling(api: string, seconds: number): Promise<LoadResult | null> {
+/** The server's own /health/live: the framework's floor, the API idle. */
+export function liveCeiling(api: string, seconds: number) {
   run.log(`ceiling: GET /health/live, ${LIVE_CONNECTIONS} connections, 1 s warm-up + ${seconds} s`);
   return loadWindow({
     url: api,
@@ -38,9 +34,8 @@ export async function liveCeiling(api: string, seconds: number): Promise<LoadRes
 }
 
 /**
- * The least SQL that sells free units: ONE statement per transaction that marks the first `q`
- * free units of the section held, skipping rows other transactions are claiming (the partial
- * index seats_free_units_idx, as the app walks it). No booking row, no count, no cap, no function.
+ * The least SQL that sells free units: one UPDATE per transaction of the first `q` free units,
+ * skipping rows others are claiming (the index seats_free_units_idx, as the app walks it).
  */
 const UNIT_CLAIM_SQL = String.raw`\set bn (:client_id + 1) * 1000000000 + :runbase + random(1, 999999999)
 UPDATE seats SET status = 'held', booking_id = lpad(to_hex(:bn::bigint), 32, '0')::uuid,
@@ -51,16 +46,6 @@ UPDATE seats SET status = 'held', booking_id = lpad(to_hex(:bn::bigint), 32, '0'
     ORDER BY position LIMIT :q FOR UPDATE SKIP LOCKED)
 RETURNING label;
 `;
-
-export interface ClaimRun {
-  script: string;
-  clients: number;
-  tps: number | null;
-  unitsPerSecond: number | null;
-  processed: number | null;
-  unitsClaimed: number;
-  unitsLeft: number;
-}
 
 /** A GA event of `units` free units written straight into the database; answers its id. */
 async function prepareUnits(url: string, units: number): Promise<string> {
@@ -82,25 +67,19 @@ async function prepareUnits(url: string, units: number): Promise<string> {
   return eventId;
 }
 
-async function claimRun(
-  url: string,
-  seconds: number,
-  clients: number,
-  quantity: '1' | 'random(1, 4)',
-  index: number,
-): Promise<ClaimRun> {
-  const script = quantity === '1' ? 'unit claim, 1 unit' : 'unit claim, 1-4 units';
-  const units = Math.ceil(PGBENCH_UNITS_PER_SECOND * seconds * (quantity === '1' ? 1 : 2.5));
+async function claimRun(url: string, seconds: number, clients: number, q: string, index: number) {
+  const script = q === '1' ? 'unit claim, 1 unit' : 'unit claim, 1-4 units';
+  const units = Math.ceil(PGBENCH_UNITS_PER_SECOND * seconds * (q === '1' ? 1 : 2.5));
   run.log(`ceiling: pgbench ${script}, ${clients} clients x ${seconds} s (${fmt(units)} units)`);
   const ev = await prepareUnits(url, units);
   const result = await pg.runPgbench(run.children, {
     url,
-    script: `\\set q ${quantity}\n${UNIT_CLAIM_SQL}`,
+    script: `\\set q ${q}\n${UNIT_CLAIM_SQL}`,
     clients,
     seconds,
     vars: { ev, runbase: index * 1_000_000_000_000 },
   });
-  const counts = await pg.withClient(url, async (client) => {
+  const { held, free } = await pg.withClient(url, async (client) => {
     const { rows } = await client.query<{ held: number; free: number }>(
       `SELECT count(*) FILTER (WHERE status = 'held')::int AS held,
               count(*) FILTER (WHERE status = 'free')::int AS free
@@ -109,14 +88,13 @@ async function claimRun(
     );
     return rows[0];
   });
-  // Every transaction must have claimed at least one unit: a dry pool would inflate the rate.
-  if (counts.free === 0 || (result.processed !== null && counts.held < result.processed)) {
+  // Every transaction must have claimed a unit: a dry pool would inflate the rate.
+  if (free === 0 || (result.processed !== null && held < result.processed)) {
     throw new BenchError(
-      `pgbench ${script}: ${counts.held} units held for ${result.processed} transactions, ` +
-        `${counts.free} left: the pool ran dry`,
+      `pgbench ${script}: ${held} units held for ${result.processed} transactions, ${free} left`,
     );
   }
-  const perTransaction = result.processed ? counts.held / result.processed : null;
+  const perTransaction = result.processed ? held / result.processed : null;
   return {
     script,
     clients,
@@ -124,26 +102,26 @@ async function claimRun(
     unitsPerSecond:
       result.tps === null || perTransaction === null ? null : round(result.tps * perTransaction),
     processed: result.processed,
-    unitsClaimed: counts.held,
-    unitsLeft: counts.free,
+    unitsClaimed: held,
+    unitsLeft: free,
   };
 }
+export type ClaimRun = Awaited<ReturnType<typeof claimRun>>;
 
-/** pgbench of the unit claim, the API stopped: 1 unit at 10 and 32 clients, 1–4 units at 10. */
+/** pgbench of the unit claim: 1 unit at 10 and 32 clients, 1–4 units at 10. */
 export async function claimCeilings(options: Options, url: string) {
   const none = (skipped: string) => ({ runs: [] as ClaimRun[], skipped });
   if (!options.pgbench) return none('--no-pgbench');
   if (!pg.findPgbench()) return none('no pgbench on this machine');
   try {
     const runs: ClaimRun[] = [];
-    const plan: [number, '1' | 'random(1, 4)'][] = [
+    for (const [wanted, q] of [
       [10, '1'],
       [32, '1'],
       [10, 'random(1, 4)'],
-    ];
-    for (const [wanted, quantity] of plan) {
+    ] as const) {
       const clients = Math.max(1, Math.min(wanted, (await pg.availableConnections()) - 5));
-      runs.push(await claimRun(url, options.pgbenchSeconds, clients, quantity, runs.length + 1));
+      runs.push(await claimRun(url, options.pgbenchSeconds, clients, q, runs.length + 1));
     }
     return { runs, skipped: null };
   } catch (error) {
@@ -151,37 +129,22 @@ export async function claimCeilings(options: Options, url: string) {
   }
 }
 
-export interface RedisCeiling {
-  tool: string;
-  clients: number;
-  perSecond: number | null;
-  p50Ms: number | null;
-  skipped: string | null;
-}
-
-/**
- * Raw DECRBY on the same redis-server: redis-benchmark (C, pipelining 1; redis-tools, which the
- * redis-server package depends on, ships it). Skipped, not failed, when it does not run.
- */
-export async function redisCeiling(url: string): Promise<RedisCeiling> {
-  const port = new URL(url).port;
-  run.log(`ceiling: DECRBY on the private Redis, ${REDIS_BENCHMARK_CLIENTS} clients`);
+/** Raw DECRBY on the same redis-server by redis-benchmark (C, no pipelining); skipped if absent. */
+export async function redisCeiling(url: string) {
+  run.log(`ceiling: DECRBY on the private Redis, ${REDIS_CLIENTS} clients`);
   const none = (skipped: string) => ({
     tool: 'none',
     clients: 0,
-    perSecond: null,
-    p50Ms: null,
-    skipped,
+    perSecond: null as number | null,
+    p50Ms: null as number | null,
+    skipped: skipped as string | null,
   });
   try {
     await commandStats(url); // it answers
+    const args = ['-h', '127.0.0.1', '-p', new URL(url).port, '-c', String(REDIS_CLIENTS)];
     const { code, output } = await run.children.runToEnd(
       'redis-benchmark',
-      [
-        'redis-benchmark',
-        ...['-h', '127.0.0.1', '-p', port, '-c', String(REDIS_BENCHMARK_CLIENTS)],
-        ...['-n', String(REDIS_BENCHMARK_REQUESTS), '--csv', 'DECRBY', 'ga:{ceiling}:1', '1'],
-      ],
+      ['redis-benchmark', ...args, '-n', '300000', '--csv', 'DECRBY', 'ga:{ceiling}:1', '1'],
       process.env,
       120_000,
     );
@@ -190,13 +153,9 @@ export async function redisCeiling(url: string): Promise<RedisCeiling> {
     if (code !== 0 || !cells || !Number.isFinite(cells[1])) {
       return none(`redis-benchmark failed (exit ${code}): ${output.slice(-300)}`);
     }
-    return {
-      tool: 'redis-benchmark',
-      clients: REDIS_BENCHMARK_CLIENTS,
-      perSecond: round(cells[1]),
-      p50Ms: Number.isFinite(cells[4]) ? cells[4] : null,
-      skipped: null,
-    };
+    const p50Ms = Number.isFinite(cells[4]) ? cells[4] : null;
+    const perSecond = round(cells[1]);
+    return { tool: 'redis-benchmark', clients: REDIS_CLIENTS, perSecond, p50Ms, skipped: null };
   } catch (error) {
     return none(`redis-benchmark did not run: ${(error as Error).message}`);
   }

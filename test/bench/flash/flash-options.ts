@@ -2,12 +2,11 @@ import { readFileSync } from 'node:fs';
 import { BenchRun } from '../../support/bench/bench-run';
 import * as cli from '../../support/bench/cli';
 
-/* The flash sale's run, its constants and options, and the seeded quantities. */
+/* The flash sale's run, constants and options, and its seeded quantities. */
 
 export const run = new BenchRun('flash');
 export const SECTION = 'Floor';
 export const PRICE_CENTS = 4_500;
-export const MAX_QUANTITY = 4;
 export const DATABASE = 'seatlock_bench_flash';
 export const WAVE_TIMEOUT_MS = 180_000;
 /** Long enough that no hold lapses between wave 1 and the end of wave 2 (default 300 s). */
@@ -42,62 +41,49 @@ const USAGE = `Usage: npm run bench:flash -- [--flush-mid-wave] [--redis-stopped
   --live-seconds S     seconds of the /health/live ceiling window (default 5)
   --json               also print one JSON object as the last line of stdout`;
 
+const FLAGS = ['flush-mid-wave', 'redis-stopped', 'all', 'no-pgbench', 'json'];
+const NUMBERS = ['customers', 'capacity', 'wave2', 'seed', 'flush-after', 'pgbench-seconds'];
+
 export function readOptions() {
-  const [text, flag] = [{ type: 'string' }, { type: 'boolean' }] as const;
-  const values = cli.parseBenchArgs(
-    {
-      'flush-mid-wave': flag,
-      'redis-stopped': flag,
-      all: flag,
-      customers: text,
-      capacity: text,
-      wave2: text,
-      seed: text,
-      'flush-after': text,
-      'pgbench-seconds': text,
-      'no-pgbench': flag,
-      'live-seconds': text,
-      json: flag,
-    },
-    USAGE,
-  );
-  const picked: Scenario[] = [];
-  if (values.all === true) picked.push(...SCENARIOS);
-  if (!values.all && values['flush-mid-wave'] === true) picked.push('flush');
-  if (!values.all && values['redis-stopped'] === true) picked.push('stopped');
-  if (picked.length === 0) picked.push('normal');
-  const int = (name: string, raw: unknown, fallback: number, min: number, max: number) =>
-    Math.floor(cli.numberOption(name, raw as string | undefined, fallback, min, max));
+  const spec = Object.fromEntries([
+    ...FLAGS.map((name) => [name, { type: 'boolean' as const }]),
+    ...[...NUMBERS, 'live-seconds'].map((name) => [name, { type: 'string' as const }]),
+  ]);
+  const values = cli.parseBenchArgs(spec, USAGE) as Record<string, string | boolean | undefined>;
+  const num = (name: string, fallback: number, min: number, max: number) =>
+    cli.numberOption(name, values[name], fallback, min, max);
+  const int = (name: string, fallback: number, min: number, max: number) =>
+    Math.floor(num(name, fallback, min, max));
+  const picked: Scenario[] = values.all
+    ? [...SCENARIOS]
+    : [values['flush-mid-wave'] && 'flush', values['redis-stopped'] && 'stopped'].filter(
+        (s): s is Scenario => typeof s === 'string',
+      );
   return {
-    scenarios: picked,
-    customers: int('customers', values.customers, 10_000, 1, 10_000),
-    capacity: int('capacity', values.capacity, 1000, 1, 50_000),
-    wave2: int('wave2', values.wave2, 5_000, 0, 10_000),
-    seed: int('seed', values.seed, 13, 0, 2 ** 32 - 1),
-    flushAfter: int('flush-after', values['flush-after'], 300, 1, 10_000),
-    pgbenchSeconds: cli.numberOption('pgbench-seconds', values['pgbench-seconds'], 10, 1, 600),
+    scenarios: picked.length ? picked : (['normal'] as Scenario[]),
+    customers: int('customers', 10_000, 1, 10_000),
+    capacity: int('capacity', 1000, 1, 50_000),
+    wave2: int('wave2', 5_000, 0, 10_000),
+    seed: int('seed', 13, 0, 2 ** 32 - 1),
+    flushAfter: int('flush-after', 300, 1, 10_000),
+    pgbenchSeconds: num('pgbench-seconds', 10, 1, 600),
     pgbench: values['no-pgbench'] !== true,
-    liveSeconds: cli.numberOption('live-seconds', values['live-seconds'], 5, 1, 120),
+    liveSeconds: num('live-seconds', 5, 1, 120),
     json: values.json === true,
   };
 }
 export type Options = ReturnType<typeof readOptions>;
 
-/** mulberry32: a small seeded generator, so every run asks for the same quantities. */
-export function seededRandom(seed: number): () => number {
+/** mulberry32 (seeded), so that every run asks for the same quantities 1–4. */
+export function seededQuantities(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
     let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return 1 + Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 4);
   };
-}
-
-/** A quantity from 1 to MAX_QUANTITY. */
-export function quantity(random: () => number): number {
-  return 1 + Math.floor(random() * MAX_QUANTITY);
 }
 
 /** The 1-, 5- and 15-minute load averages (/proc/loadavg); null elsewhere. */

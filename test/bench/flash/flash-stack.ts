@@ -12,10 +12,7 @@ import { PRICE_CENTS, run, SECTION } from './flash-options';
 
 export type ApiCrash = { code: number | null; signal: string | null; fatal: string | null };
 
-/**
- * The run's API, started again when a wave killed it (so the next scenario still runs); remembers
- * each crash and the highest peak RSS seen.
- */
+/** The run's API, started again after a crash (so the next scenario still runs). */
 export class ApiHolder {
   readonly crashes: ApiCrash[] = [];
   private peakMiB: number | null = null;
@@ -29,7 +26,7 @@ export class ApiHolder {
     return new ApiHolder(await run.startApi(options), options);
   }
 
-  /** Whether the API died (waiting up to `waitMs` for its exit to be seen); the crash noted. */
+  /** Whether the API died (its exit awaited up to `waitMs`); the crash noted. */
   async crashed(waitMs: number): Promise<ApiCrash | null> {
     const api = this.api;
     const gone = await Promise.race([api.exited.then(() => true), sleep(waitMs).then(() => false)]);
@@ -43,7 +40,6 @@ export class ApiHolder {
     return crash;
   }
 
-  /** The API, started again if it died. */
   async alive(): Promise<Child> {
     if (this.api.hasExited) {
       run.log('starting the API again');
@@ -63,7 +59,7 @@ export class ApiHolder {
   }
 }
 
-/** Until /health/ready reports Redis `up` (or, `up` false, not up): the API saw the change. */
+/** Until /health/ready reports Redis up (or not up): the API saw the change. */
 export async function waitRedisSeen(api: string, up: boolean): Promise<void> {
   const deadline = Date.now() + 20_000;
   let last = '';
@@ -88,15 +84,14 @@ export async function createGaEvent(api: string, name: string, capacity: number)
     currency: 'EUR',
     sections: [{ name: SECTION, capacity, priceCents: PRICE_CENTS }],
   };
-  const token = run.adminToken;
-  const created = http.expectStatus(
-    await http.call<{ id: string }>(api, 'POST', '/admin/events', { token, body }),
+  const { id } = http.expectStatus(
+    await http.call<{ id: string }>(api, 'POST', '/admin/events', { token: run.adminToken, body }),
     201,
     'POST /admin/events',
   );
   type Section = { name: string; kind: string; capacity: number; available: number };
   const shown = http.expectStatus(
-    await http.call<{ sections: Section[] }>(api, 'GET', `/events/${created.id}`),
+    await http.call<{ sections: Section[] }>(api, 'GET', `/events/${id}`),
     200,
     'GET /events/{id}',
   );
@@ -104,18 +99,12 @@ export async function createGaEvent(api: string, name: string, capacity: number)
   if (section?.kind !== 'ga' || section.capacity !== capacity || section.available !== capacity) {
     throw new BenchError(`GET /events/{id}: section ${JSON.stringify(section)}`);
   }
-  // The seat map into the API's cache (a GA-only event lists no seats).
-  http.expectStatus(await http.call(api, 'GET', `/events/${created.id}/seats`), 200, 'GET seats');
-  return created.id;
+  http.expectStatus(await http.call(api, 'GET', `/events/${id}/seats`), 200, 'GET seats');
+  return id;
 }
 
-export type AdmissionCount = { key: string; value: number | null; pttlMs: number } | null;
-
-/**
- * The event's admission counter in Redis (ga:{event:…}:<section>): its value and time to live, to
- * set beside the free units PostgreSQL has. Null when it does not exist.
- */
-export async function admissionCount(url: string, eventId: string): Promise<AdmissionCount> {
+/** The event's admission counter in Redis (ga:{event:…}:<section>), value and TTL; null if none. */
+export async function admissionCount(url: string, eventId: string) {
   const client = new Redis(url, { maxRetriesPerRequest: 0, lazyConnect: true });
   client.on('error', () => undefined);
   try {
@@ -130,36 +119,22 @@ export async function admissionCount(url: string, eventId: string): Promise<Admi
 }
 
 export const STATEMENT_KINDS = ['hold', 'seed', 'outbox', 'other'] as const;
-type StatementKind = (typeof STATEMENT_KINDS)[number];
 
-/**
- * What a statement on the wire was: the GA hold (seatlock_hold_units), the admission count's seed
- * (seatlock_units_available), the outbox's fan-out, or anything else (a token lookup, …).
- */
-function statementKind(sql: string): StatementKind {
-  if (sql.includes('seatlock_hold_units')) return 'hold';
-  if (sql.includes('seatlock_units_available')) return 'seed';
-  if (/outbox|notification|webhook_deliver/i.test(sql)) return 'outbox';
-  return 'other';
-}
-
-/** Statements by kind, and the five most frequent texts of the others. */
+/** Statements by kind (the GA hold, the admission count's seed, the outbox's fan-out, other),
+ * and the five most frequent texts of the others. */
 export function statementsByKind(sqls: readonly string[]) {
-  const kinds = Object.fromEntries(STATEMENT_KINDS.map((k) => [k, 0])) as Record<
-    StatementKind,
-    number
-  >;
+  const kinds = { hold: 0, seed: 0, outbox: 0, other: 0 };
   const others = new Map<string, number>();
   for (const sql of sqls) {
-    const kind = statementKind(sql);
-    kinds[kind] += 1;
-    if (kind === 'other') {
+    if (sql.includes('seatlock_hold_units')) kinds.hold += 1;
+    else if (sql.includes('seatlock_units_available')) kinds.seed += 1;
+    else if (/outbox|notification|webhook_deliver/i.test(sql)) kinds.outbox += 1;
+    else {
+      kinds.other += 1;
       const text = sql.replace(/\s+/g, ' ').slice(0, 120);
       others.set(text, (others.get(text) ?? 0) + 1);
     }
   }
-  const otherTexts = Object.fromEntries(
-    [...others].sort((a, b) => b[1] - a[1]).slice(0, 5),
-  ) as Record<string, number>;
+  const otherTexts = Object.fromEntries([...others].sort((a, b) => b[1] - a[1]).slice(0, 5));
   return { kinds, otherTexts };
 }
