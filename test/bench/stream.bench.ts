@@ -2,32 +2,20 @@
  * The live seat stream under a sale (issue 14): N subscribers on one instance, holds at a fixed
  * rate, every change to every subscriber in order, and what polling would cost instead.
  *
- *   npm run bench:stream -- [--subscribers 5000] [--rows 20] [--rate 200] [--seconds 10] [--quick]
- *                           [--poll-seconds 5] [--live-seconds 5] [--no-fanout-ceiling] [--json]
- *
- * Starts the built API (npm start's node options, rate limits off, STREAM_* defaults) on a fresh
- * database of its own with a private redis-server, creates one event of 1,000 seats (one section,
- * 20 rows x 50; --rows 200 for 10,000) and registers 200 customers. The phases (stream/measure.ts): N subscribers open
- * the event's stream; holds at `rate` per second for `seconds` (stream/hold-load.ts); settle and
- * check every subscriber against GET /seats; commit-to-client latency per (subscriber, change)
- * (stream/latency.ts); the API's CPU, memory and socket queues throughout (stream/api-watch.ts);
- * polling's cost on the same server; the ceilings, the API stopped (stream/ceilings.ts).
- *
- * Exit 1 on: a subscriber with a gap, a state unequal to GET /seats, a lost subscriber (a
- * connection error, the server ending its stream, a non-200, no snapshot), a frame whose content
- * differs between subscribers, or the API dying. Holds refused are reported, not failed.
- * Uses DATABASE_URL's server, only the database seatlock_bench_stream. See docs/benchmarks.md.
+ * Starts the built API (npm start's node options, rate limits off) on a fresh database and a
+ * private redis-server, one event (20 rows of 50 seats; --rows 200 for 10,000) and 200 customers;
+ * the phases are in stream/measure.ts. Exit 1 on: a subscriber with a gap, a state unequal to
+ * GET /seats, a lost subscriber (connection error, stream ended, non-200, no snapshot), a frame
+ * whose content differs between subscribers, or the API dying. Refused holds are reported, not
+ * failed. Uses DATABASE_URL's server, only its database seatlock_bench_stream. See
+ * docs/benchmarks.md.
  */
 import { readFileSync } from 'node:fs';
-import { HOUR_MS } from '../support/bench/bench-run';
-import { BenchError, parseBenchArgs, numberOption } from '../support/bench/cli';
+import { BenchError, numberOption, parseBenchArgs } from '../support/bench/cli';
 import { printReport } from '../support/bench/report';
-import { measure, type Stack, type StreamOptions } from './stream/measure';
-import { DATABASE, ROWS, run, SEATS_PER_ROW, STREAM_POLL_MS } from './stream/stream-run';
-import { type Measured, type Report, summarize } from './stream/summary';
-import { reportSections } from './stream/table';
-
-const HOLD_TTL_SECONDS = 900;
+import { measure, type StreamOptions } from './stream/measure';
+import { type Measured, type Report, reportSections, summarize } from './stream/report';
+import { ROWS, run, SEATS_PER_ROW, STREAM_POLL_MS } from './stream/stream-run';
 
 const USAGE = `Usage: npm run bench:stream -- [options]
 
@@ -57,10 +45,9 @@ function readOptions(): StreamOptions & { json: boolean } {
     },
     USAGE,
   );
-  const quick = values.quick === true;
   type Name = 'subscribers' | 'rows' | 'rate' | 'seconds' | 'poll-seconds' | 'live-seconds';
   const number = (name: Name, full: number, short: number, max: number) =>
-    numberOption(name, values[name], quick ? short : full, 1, max);
+    numberOption(name, values[name], values.quick === true ? short : full, 1, max);
   return {
     subscribers: Math.floor(number('subscribers', 5_000, 500, 10_000)),
     rows: Math.floor(number('rows', ROWS, ROWS, 1_000)),
@@ -73,35 +60,21 @@ function readOptions(): StreamOptions & { json: boolean } {
   };
 }
 
-/** This process's open-file limit (/proc/self/limits), or null elsewhere. */
-function openFileLimit(): number | null {
+/** Fails early when this process's open-file limit (/proc/self/limits) is too low for n streams. */
+function checkOpenFiles(streams: number): void {
+  let limit: number;
   try {
     const limits = readFileSync('/proc/self/limits', 'utf8').split('\n');
-    const soft = Number(limits.find((l) => l.startsWith('Max open files'))?.split(/\s{2,}/)[1]);
-    return Number.isFinite(soft) ? soft : null;
+    limit = Number(limits.find((l) => l.startsWith('Max open files'))?.split(/\s{2,}/)[1]);
   } catch {
-    return null;
+    return;
   }
-}
-
-/** The API on a fresh database and a private Redis, its streams uncapped; how to start another. */
-async function stack(): Promise<Stack> {
-  const databaseUrl = await run.freshDatabase(DATABASE);
-  const redis = await run.privateRedis();
-  const startApi = () =>
-    run.startApi({
-      database: databaseUrl,
-      redis: redis.url,
-      env: {
-        HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS),
-        STREAM_POLL_MS: String(STREAM_POLL_MS),
-        // Every subscriber connects from 127.0.0.1: the per-address cap (50) would refuse most.
-        STREAM_MAX_PER_IP: '0',
-        NOTIFY_POLL_MS: HOUR_MS,
-      },
-    });
-  const api = await startApi();
-  return { api, startApi, databaseUrl, redisUrl: redis.url, redisPid: redis.pid };
+  const needed = streams + 1_000;
+  if (limit < needed) {
+    throw new BenchError(
+      `the open-file limit is ${limit}: ${streams} streams need about ${needed} (ulimit -n ${needed})`,
+    );
+  }
 }
 
 function json(o: StreamOptions, m: Measured, r: Report) {
@@ -138,19 +111,11 @@ function json(o: StreamOptions, m: Measured, r: Report) {
 
 async function main(): Promise<number> {
   const options = readOptions();
-  const [limit, needed] = [openFileLimit(), options.subscribers + 1_000];
-  if (limit !== null && limit < needed) {
-    throw new BenchError(
-      `the open-file limit is ${limit}: ${options.subscribers} streams need about ` +
-        `${needed} (ulimit -n ${needed})`,
-    );
-  }
-  const measured = await measure(options, await stack());
+  checkOpenFiles(options.subscribers);
+  const measured = await measure(options);
   const report = summarize(options, measured);
-  printReport(
-    reportSections(options, report),
-    options.json ? json(options, measured, report) : undefined,
-  );
+  const output = options.json ? json(options, measured, report) : undefined;
+  printReport(reportSections(options, report), output);
   return report.ok ? 0 : 1;
 }
 

@@ -9,13 +9,8 @@ import { clock } from './stream-run';
 /* The API watched while it streams: its memory from outside and inside, its sockets' queues. */
 
 /** MiB (what /proc reports) to MB, the suite's unit. */
-export function mib(value: number | null | undefined): number | null {
-  return value === null || value === undefined ? null : round(value * 1.048576, 1);
-}
-
-export function rssNow(pid: number): number | null {
-  return mib(memoryStatus(pid)?.rss);
-}
+export const mib = (value: number | null | undefined) => round((value ?? NaN) * 1.048576, 1);
+export const rssNow = (pid: number) => mib(memoryStatus(pid)?.rss);
 
 function maxOf(values: (number | null)[]): number | null {
   const known = values.filter((v): v is number => v !== null);
@@ -41,15 +36,14 @@ function every<T>(ms: number, sample: () => T | Promise<T>): () => Promise<T[]> 
 }
 
 /** The API's own heap and event-loop lag (prom-client's defaults on /metrics), nulls if none. */
-async function metricsSample(api: string, start: number) {
-  const text = await http
+async function metricsSample(api: string, seconds: () => number) {
+  const answer = await http
     .call<string>(api, 'GET', '/metrics', { timeoutMs: 5_000 })
-    .then((answer) => String(answer.text))
-    .catch(() => '');
+    .catch(() => null);
   const pick = (name: string) =>
-    Number(new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'm').exec(text)?.[1]);
+    Number(new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'm').exec(String(answer?.text))?.[1]);
   return {
-    s: round((clock() - start) / 1000, 1) ?? 0,
+    s: seconds(),
     heapUsedMB: round(pick('nodejs_heap_size_used_bytes') / 1e6, 1),
     lagP99Ms: round(pick('nodejs_eventloop_lag_p99_seconds') * 1000, 1),
   };
@@ -61,7 +55,7 @@ async function metricsSample(api: string, start: number) {
  * here unread (client side rx_queue). Large server-side queues: the subscribers read too slowly;
  * neither growing while the API's heap does: the API holds what it has not written yet itself.
  */
-function socketQueues(port: number, start: number) {
+function socketQueues(port: number, s: number) {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   const [tx, rx]: number[][] = [[], []];
   let lines: string[];
@@ -70,8 +64,7 @@ function socketQueues(port: number, start: number) {
   } catch {
     return null;
   }
-  for (const line of lines) {
-    const cells = line.trim().split(/\s+/);
+  for (const cells of lines.map((line) => line.trim().split(/\s+/))) {
     if (cells.length < 5 || cells[3] !== '01') continue; // ESTABLISHED only
     const [txHex, rxHex] = cells[4].split(':');
     if (cells[1].endsWith(hex)) tx.push(parseInt(txHex, 16));
@@ -80,7 +73,7 @@ function socketQueues(port: number, start: number) {
   const kb = (bytes: number) => round(bytes / 1024, 1) ?? 0;
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
   return {
-    s: round((clock() - start) / 1000, 1) ?? 0,
+    s,
     sockets: tx.length,
     serverTxKB: kb(sum(tx)),
     serverTxMaxKB: kb(Math.max(0, ...tx)),
@@ -92,9 +85,10 @@ function socketQueues(port: number, start: number) {
 /** RSS every 250 ms, /metrics every 500 ms, the socket queues every second, until stopped. */
 export function watchApi(api: Child) {
   const start = clock();
+  const seconds = () => round((clock() - start) / 1000, 1) ?? 0;
   const rss = every(250, () => memoryStatus(api.pid)?.rss ?? null);
-  const heap = every(500, () => metricsSample(api.url, start));
-  const queues = every(1_000, () => socketQueues(Number(new URL(api.url).port), start));
+  const heap = every(500, () => metricsSample(api.url, seconds));
+  const queues = every(1_000, () => socketQueues(Number(new URL(api.url).port), seconds()));
   return async () => {
     const [rssSamples, heapSamples, queueSamples] = await Promise.all([rss(), heap(), queues()]);
     const samples = queueSamples.filter((q) => q !== null);

@@ -1,6 +1,6 @@
 import { Agent } from 'undici';
 import type { BenchCustomer } from '../../support/bench/bench-http';
-import * as cli from '../../support/bench/cli';
+import { withTimeout } from '../../support/bench/cli';
 import { send, type WaveRequest } from '../../support/bench/wave';
 import { clock, until } from './stream-run';
 
@@ -12,64 +12,39 @@ import { clock, until } from './stream-run';
  * happened before it).
  */
 
-const LOAD_CONNECTIONS = 64;
 const RELEASE_LEAD_MS = 1_000;
 
-export interface Change {
-  kind: 'hold' | 'release';
-  index: number;
-  label: string;
-  dueAt: number;
-  sentAt: number;
-  answeredAt: number;
-  status: string;
-  bookingId: string | null;
-  text: string;
-}
+export type Change = ReturnType<typeof change>;
 
-export interface LoadOptions {
+const change = (kind: 'hold' | 'release', index: number, label: string, dueAt: number) => {
+  return { kind, index, label, dueAt, sentAt: NaN, answeredAt: NaN, status: '', text: '' };
+};
+
+export async function runLoad(o: {
   api: string;
   eventId: string;
   labels: readonly string[];
   customers: readonly BenchCustomer[];
   rate: number;
   seconds: number;
-}
-
-export async function runLoad(o: LoadOptions) {
-  const agent = new Agent({ connections: LOAD_CONNECTIONS, keepAliveTimeout: 60_000 });
-  const count = Math.max(1, Math.round(o.rate * o.seconds));
-  const interval = 1000 / o.rate;
-  const seats = o.labels.length;
-  const start = clock() + 20;
+}) {
+  const agent = new Agent({ connections: 64, keepAliveTimeout: 60_000 });
+  const [count, seats] = [Math.max(1, Math.round(o.rate * o.seconds)), o.labels.length];
+  const [start, interval] = [clock() + 20, 1000 / o.rate];
   const load = { holds: [] as Change[], releases: [] as Change[], delayedBySeat: 0 };
   const freed: Promise<unknown>[] = [];
-  const change = (kind: Change['kind'], index: number, dueAt: number): Change => {
-    const label = o.labels[index % seats];
-    return {
-      kind,
-      index,
-      label,
-      dueAt,
-      sentAt: NaN,
-      answeredAt: NaN,
-      status: '',
-      bookingId: null,
-      text: '',
-    };
-  };
   /** Sends `req` at the change's moment; the answer's status, and its text when not `ok`. */
   const exchange = async (c: Change, req: WaveRequest, ok: string) => {
     await until(c.dueAt);
     c.sentAt = clock();
     const reply = await send(agent, o.api, req, 60_000);
-    c.answeredAt = clock();
-    c.status = reply.status;
+    [c.answeredAt, c.status] = [clock(), reply.status];
     if (reply.status !== ok) c.text = reply.text.slice(0, 300);
     return reply;
   };
   const holdAndRelease = async (i: number): Promise<void> => {
-    const hold = (load.holds[i] = change('hold', i, start + i * interval));
+    const label = o.labels[i % seats];
+    const hold = (load.holds[i] = change('hold', i, label, start + i * interval));
     await until(hold.dueAt);
     if (i >= seats) {
       const waitedAt = clock();
@@ -77,21 +52,19 @@ export async function runLoad(o: LoadOptions) {
       if (clock() - waitedAt > 1) load.delayedBySeat += 1;
     }
     const { token } = o.customers[i % o.customers.length];
-    const body = { eventId: o.eventId, seatIds: [hold.label] };
-    const reply = await exchange(hold, { token, body }, '201');
-    if (reply.status === '201') hold.bookingId = JSON.parse(reply.text).id ?? null;
-    if (i + seats >= count || !hold.bookingId) return;
-    const release = change('release', i, start + (i + seats) * interval - RELEASE_LEAD_MS);
-    load.releases.push(release);
-    release.bookingId = hold.bookingId;
-    await exchange(
-      release,
-      { token, method: 'DELETE', path: `/bookings/${hold.bookingId}` },
-      '200',
+    const reply = await exchange(
+      hold,
+      { token, body: { eventId: o.eventId, seatIds: [label] } },
+      '201',
     );
+    const bookingId = reply.status === '201' ? (JSON.parse(reply.text).id as string) : null;
+    if (i + seats >= count || !bookingId) return;
+    const release = change('release', i, label, start + (i + seats) * interval - RELEASE_LEAD_MS);
+    load.releases.push(release);
+    await exchange(release, { token, method: 'DELETE', path: `/bookings/${bookingId}` }, '200');
   };
   const tasks = Array.from({ length: count }, (_, i) => (freed[i] = holdAndRelease(i)));
-  await cli.withTimeout(Promise.all(tasks), (o.seconds + 120) * 1000, 'the holds');
+  await withTimeout(Promise.all(tasks), (o.seconds + 120) * 1000, 'the holds');
   const end = clock();
   await agent.close().catch(() => undefined);
   return { ...load, start, end, count };

@@ -13,24 +13,13 @@ export function summarizeFloats(values: Float32Array) {
   values.sort();
   const at = (p: number) =>
     values.length ? values[Math.max(0, Math.ceil((p / 100) * values.length) - 1)] : null;
-  const sum = values.reduce((total, v) => total + v, 0);
-  return {
-    n: values.length,
-    p50: round(at(50)),
-    p90: round(at(90)),
-    p99: round(at(99)),
-    max: round(at(100)),
-    mean: round(values.length ? sum / values.length : null),
-  };
+  const mean = values.length ? values.reduce((total, v) => total + v, 0) / values.length : null;
+  const [p50, p90, p99, max] = [50, 90, 99, 100].map((p) => round(at(p)));
+  return { n: values.length, p50, p90, p99, max, mean: round(mean) };
 }
 
-export interface MessageTime {
-  seq: number;
-  /** When the change's answer arrived here (for several changes, the last one). */
-  t0: number;
-  kind: 'hold' | 'release';
-  frame: string;
-}
+/** A seats message; t0: when its change's answer arrived here (for several, the last one). */
+export type MessageTime = { seq: number; t0: number; kind: Change['kind']; frame: string };
 
 /** The successful changes by label, in order. */
 function byLabel(changes: readonly Change[]): Map<string, Change[]> {
@@ -61,7 +50,7 @@ export function matchMessages(
     const parsed = cache.seats.get(seq);
     if (!parsed) neverDelivered += 1;
     let [t0, kind]: [number, MessageTime['kind']] = [-Infinity, 'hold'];
-    for (const { label, status } of parsed?.raw ?? []) {
+    for (const { label, status } of parsed?.changes ?? []) {
       const n = used.get(`${status} ${label}`) ?? 0;
       used.set(`${status} ${label}`, n + 1);
       const matched = sources[status]?.get(label)?.[n];
@@ -69,8 +58,7 @@ export function matchMessages(
       else [t0, kind] = [Math.max(t0, matched.answeredAt), matched.kind];
     }
     if (parsed && Number.isFinite(t0)) {
-      const frame = `id: ${seq}\nevent: seats\ndata: ${parsed.text}\n\n`;
-      messages.push({ seq, t0, kind, frame });
+      messages.push({ seq, t0, kind, frame: `id: ${seq}\nevent: seats\ndata: ${parsed.text}\n\n` });
     }
   }
   return { messages, neverDelivered, unmatched };
@@ -95,26 +83,24 @@ function spread(subscribers: readonly SseSubscriber[], messages: readonly Messag
     }
     if (lo <= hi) [first[reached], last[reached++]] = [lo, hi];
   }
-  const [p, f, l] = [pairs.subarray(0, n), first.subarray(0, reached), last.subarray(0, reached)];
   return {
-    pairs: summarizeFloats(p),
-    first: summarizeFloats(f),
-    last: summarizeFloats(l),
+    pairs: summarizeFloats(pairs.subarray(0, n)),
+    first: summarizeFloats(first.subarray(0, reached)),
+    last: summarizeFloats(last.subarray(0, reached)),
     missing,
     early,
   };
 }
 
 export function latencies(subscribers: readonly SseSubscriber[], messages: readonly MessageTime[]) {
-  const of = (kind: MessageTime['kind']) =>
-    spread(
+  const of = (kind: MessageTime['kind']) => {
+    const { early, ...rest } = spread(
       subscribers,
       messages.filter((m) => m.kind === kind),
     );
-  const [{ early: holdsEarly, ...hold }, { early: releasesEarly, ...release }] = [
-    of('hold'),
-    of('release'),
-  ];
+    return [rest, early] as const;
+  };
+  const [[hold, holdsEarly], [release, releasesEarly]] = [of('hold'), of('release')];
   const all = spread(subscribers, messages).pairs;
   return { hold, release, all, arrivedBeforeAnswer: holdsEarly + releasesEarly };
 }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import * as http from '../../support/bench/bench-http';
 import * as pg from '../../support/bench/bench-postgres';
-import * as cli from '../../support/bench/cli';
+import { withTimeout } from '../../support/bench/cli';
 import { FrameCache, SseSubscriber } from '../../support/bench/sse-subscribers';
 import { mapLimit, round } from '../../support/bench/stats';
 import { clock, SETTLE_TIMEOUT_MS } from './stream-run';
@@ -10,48 +10,34 @@ import { clock, SETTLE_TIMEOUT_MS } from './stream-run';
 /* The subscribers: opened (each on its connection, to its snapshot), settled, checked. */
 
 export const OPEN_CONCURRENCY = 200;
-const OPEN_TIMEOUT_MS = 180_000;
 
-export function subscriberAgent(connections: number): Agent {
-  return new Agent({
-    connections,
-    pipelining: 1,
-    keepAliveTimeout: 600_000,
-    keepAliveMaxTimeout: 600_000,
-    headersTimeout: 120_000,
-    bodyTimeout: 0,
-    connectTimeout: 60_000,
-  });
-}
-
-/** `n` subscribers of `path`, OPEN_CONCURRENCY opening at a time, each to its snapshot. */
-export async function openSubscribers(o: {
-  origin: string;
-  path: string;
-  n: number;
-  agent: Agent;
-  cache: FrameCache;
-  expectedMessages: number;
-}) {
-  const options = {
-    origin: o.origin,
-    path: o.path,
-    dispatcher: o.agent,
-    cache: o.cache,
-    clock,
-    maxReconnects: 3,
-    reconnectDelayMs: 1_000,
-    expectedMessages: o.expectedMessages,
+/** `n` subscribers of `path`, OPEN_CONCURRENCY opening at a time; `close` ends them all. */
+export async function openSubscribers(
+  origin: string,
+  path: string,
+  n: number,
+  cache: FrameCache,
+  expectedMessages: number,
+) {
+  // One connection each (undici's default pipelining is 1); the requests set their timeouts.
+  const keepAlive = { keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 };
+  const dispatcher = new Agent({ connections: n + 16, connectTimeout: 60_000, ...keepAlive });
+  const options = { origin, path, dispatcher, cache, expectedMessages };
+  const subscribers = Array.from({ length: n }, () => new SseSubscriber(options));
+  const close = async () => {
+    for (const s of subscribers) s.close();
+    await dispatcher.destroy().catch(() => undefined);
   };
-  const subscribers = Array.from({ length: o.n }, () => new SseSubscriber(options));
-  const started = clock();
-  const failures: string[] = [];
+  const [started, failures] = [clock(), [] as string[]];
   const opening = mapLimit(subscribers, OPEN_CONCURRENCY, async (subscriber) => {
     subscriber.connect();
     await subscriber.ready.catch((error: Error) => failures.push(error.message));
   });
-  await cli.withTimeout(opening, OPEN_TIMEOUT_MS, `opening ${o.n} streams`);
-  return { subscribers, openMs: round(clock() - started), failures };
+  await withTimeout(opening, 180_000, `opening ${n} streams`).catch(async (error) => {
+    await close();
+    throw error;
+  });
+  return { subscribers, openMs: round(clock() - started), failures, close };
 }
 
 /** Unpublished changes of the event and its last seq, straight from PostgreSQL. */
@@ -72,8 +58,7 @@ export async function settle(url: string, eventId: string, subscribers: readonly
   let last = { pending: -1, seq: -1 };
   while (clock() - started < SETTLE_TIMEOUT_MS) {
     last = await streamRows(url, eventId);
-    const behind = subscribers.filter((s) => s.seq !== last.seq).length;
-    if (last.pending === 0 && behind === 0) break;
+    if (last.pending === 0 && subscribers.every((s) => s.seq === last.seq)) break;
     await sleep(100);
   }
   // A little longer: anything still on its way (a duplicate, a late stale) arrives now.
@@ -82,19 +67,16 @@ export async function settle(url: string, eventId: string, subscribers: readonly
   return { ...final, settleMs: round(clock() - started), settledSeq: last.seq };
 }
 
-export interface Expected {
-  seats: Map<string, string>;
-  sections: Record<string, number>;
-}
+export type Expected = Awaited<ReturnType<typeof expectedState>>;
 
 /** What the API answers at the end: GET /events/{id}/seats and its sections' availability. */
-export async function expectedState(api: string, eventId: string): Promise<Expected> {
-  type Seat = { label: string; status: string };
-  type Event = { sections: { name: string; available: number }[] };
+export async function expectedState(api: string, eventId: string) {
   const get = async <T>(path: string) =>
     http.expectStatus(await http.call<T>(api, 'GET', path), 200, `GET ${path}`);
-  const seats = await get<Seat[]>(`/events/${eventId}/seats`);
-  const event = await get<Event>(`/events/${eventId}`);
+  const seats = await get<{ label: string; status: string }[]>(`/events/${eventId}/seats`);
+  const event = await get<{ sections: { name: string; available: number }[] }>(
+    `/events/${eventId}`,
+  );
   return {
     seats: new Map(seats.map((s) => [s.label, s.status])),
     sections: Object.fromEntries(event.sections.map((s) => [s.name, s.available])),
@@ -107,9 +89,9 @@ function mismatch(s: SseSubscriber, cache: FrameCache, expected: Expected, wante
   const at = wanted.findIndex((code, i) => s.state[i] !== code);
   if (!differs && at < 0 && s.state.length === wanted.length) return '';
   if (at < 0) return 'seat list';
-  const label = cache.labels[at];
+  const [label, code] = [cache.labels[at], s.state[at]];
   const says = `GET /seats says ${expected.seats.get(label)}`;
-  return `${label} is ${cache.statuses.name(s.state[at])}, ${says}`;
+  return `${label} is ${cache.statuses[code] ?? `?${code}`}, ${says}`;
 }
 
 /** Gaps, losses, divergence, and each subscriber's end state against the API's. */
@@ -120,38 +102,36 @@ export function checkSubscribers(
   finalSeq: number,
 ) {
   const codes = cache.labels.map((label) => expected?.seats.get(label));
-  const wanted = Uint8Array.from(codes, (s) => (s === undefined ? 255 : cache.statuses.code(s)));
+  const wanted = Uint8Array.from(codes, (s) => (s === undefined ? 255 : cache.code(s)));
   const counts = { gaps: 0, mismatched: 0, sectionsMismatched: 0, behind: 0, lost: 0 };
-  const samples: string[] = [];
-  const perKind = new Map<string, number>();
+  const [samples, perKind] = [[] as string[], new Map<string, number>()];
   const sample = (kind: string, text: string) => {
     perKind.set(kind, (perKind.get(kind) ?? 0) + 1);
     if ((perKind.get(kind) ?? 0) <= 3) samples.push(text);
   };
   for (const [n, s] of subscribers.entries()) {
+    const lost = s.failures.length > 0 || s.firstSnapshotSeq < 0;
     if (s.gaps > 0) sample('gap', `subscriber ${n}: ${s.gaps} gaps (${s.gapSamples.join(', ')})`);
-    if (s.failures.length > 0 || s.firstSnapshotSeq < 0) {
-      const why = s.failures.slice(0, 3).join('; ') || 'no snapshot';
-      sample('lost', `subscriber ${n} lost: ${why}`);
-    }
+    if (lost)
+      sample('lost', `subscriber ${n} lost: ${s.failures.slice(0, 3).join('; ') || 'no snapshot'}`);
     counts.gaps += Number(s.gaps > 0);
-    counts.lost += Number(s.failures.length > 0 || s.firstSnapshotSeq < 0);
+    counts.lost += Number(lost);
     counts.behind += Number(s.seq !== finalSeq);
     if (!expected) continue;
     const differs = mismatch(s, cache, expected, wanted);
-    if (differs) counts.mismatched += 1;
+    counts.mismatched += Number(differs !== '');
     if (differs && differs !== 'seat list') {
       sample('mismatch', `subscriber ${n}: ${differs} (seq ${s.seq} of ${finalSeq})`);
     }
     const names = new Set([...Object.keys(s.sections), ...Object.keys(expected.sections)]);
-    const sectionsDiffer = [...names].some((name) => s.sections[name] !== expected.sections[name]);
-    counts.sectionsMismatched += Number(sectionsDiffer);
+    counts.sectionsMismatched += Number(
+      [...names].some((name) => s.sections[name] !== expected.sections[name]),
+    );
   }
   const divergent = subscribers.filter((s) => s.divergent > 0).length;
-  const [mismatched, sectionsMismatched] = expected
-    ? [counts.mismatched, counts.sectionsMismatched]
-    : [null, null];
-  return { ...counts, mismatched, sectionsMismatched, divergent, samples };
+  if (!expected)
+    return { ...counts, mismatched: null, sectionsMismatched: null, divergent, samples };
+  return { ...counts, divergent, samples };
 }
 
 /** Frames and bytes summed over the subscribers. */
