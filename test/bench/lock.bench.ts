@@ -1,16 +1,15 @@
 /*
- * Lock benchmark: what one acquire+release pair of our LockProvider (libs/lock) costs, next to the
- * least a correct Redis lock needs (raw: SET NX PX, then a compare-and-delete script by EVALSHA)
- * and to the libraries redlock and redis-semaphore, on a redis-server of its own.
+ * Lock benchmark: one acquire+release pair of our LockProvider (libs/lock) next to the least a
+ * correct Redis lock needs (raw: SET NX PX, then compare-and-delete by EVALSHA) and to redlock and
+ * redis-semaphore, on a redis-server of its own.
  *
  *   npm run bench:lock -- [--json] [--duration S] [--rounds N] [--inflight N] [--diagnose] ...
  *
- * Uncontended: 1, then --inflight workers loop acquire -> release, each on its own key; each phase
- * runs --rounds times (order reversed every other round), the best round is reported, with CPU per
- * pair of this process and of redis-server. Contention: --contenders attempts on one key at once,
- * --contention-runs times; exactly one must win every run, else exit 1. Goals (ours >= 0.9x raw and
- * >= both libraries at --inflight) print MET or MISSED; they do not change the exit code.
- * --diagnose adds ours-scripts (our Lua scripts over bare ioredis). More in docs/benchmarks.md.
+ * Uncontended: 1, then --inflight workers loop pairs, each on its own key; best of --rounds rounds
+ * (order reversed every other round), with CPU per pair of Node and redis-server. Contention:
+ * --contenders attempts on one key at once, --contention-runs times; exactly one must win, else
+ * exit 1. Goals (ours >= 0.9x raw and >= both libraries) print MET or MISSED, not an exit code.
+ * --diagnose adds ours-scripts (our Lua scripts over bare ioredis). See docs/benchmarks.md.
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -32,19 +31,14 @@ type RedlockModule = typeof import('../../node_modules/redlock/dist/index.js');
 const { default: Redlock, ExecutionError } = createRequire(__filename)('redlock') as RedlockModule;
 
 const run = new BenchRun('lock');
-const { log } = run;
 const CONTENDED_KEY = 'bench:{contended}';
 /** Cores used by other processes during a phase above which its figures are flagged. */
 const BUSY_CORES = 0.25;
 /** The provider's client settings (lock.provider.ts) for every contender: same timers per command. */
 const CLIENT = {
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 0,
-  commandTimeout: 1000,
-  connectTimeout: 2000,
-  disconnectTimeout: 200,
+  ...{ enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true },
+  ...{ commandTimeout: 1000, connectTimeout: 2000, disconnectTimeout: 200 },
   retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
-  lazyConnect: true,
 };
 const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
@@ -63,7 +57,8 @@ const NUMERIC = {
   contenders: [100, 2, 10_000, true, 'attempts on one key per contention run'],
   'contention-runs': [20, 1, 1000, true, 'contention runs per contender; median reported'],
 } as const;
-type Options = Record<keyof typeof NUMERIC, number> & { json: boolean; ids: Id[]; bin: string };
+type Numeric = keyof typeof NUMERIC;
+type Options = Record<Numeric, number> & { json: boolean; ids: Id[]; bin: string };
 
 const USAGE = [
   'Usage: npm run bench:lock -- [options]\n',
@@ -77,7 +72,7 @@ const USAGE = [
 ].join('\n');
 
 function readOptions(): Options {
-  const names = Object.keys(NUMERIC) as (keyof typeof NUMERIC)[];
+  const names = Object.keys(NUMERIC) as Numeric[];
   const [text, flag] = [{ type: 'string' }, { type: 'boolean' }] as const;
   const spec = { ...Object.fromEntries(names.map((name) => [name, text])), only: text };
   const args = cli.parseBenchArgs(
@@ -87,22 +82,19 @@ function readOptions(): Options {
   const only = cli.listOption('only', args.only, IDS);
   const ids = only.length > 0 ? only : IDS.filter((id) => id !== 'ours-scripts' || args.diagnose);
   const options = { json: Boolean(args.json), bin: args['redis-server'] ?? 'redis-server', ids };
-  const numbers = {} as Record<keyof typeof NUMERIC, number>;
+  const numbers = {} as Record<Numeric, number>;
   for (const name of names) {
     const [fallback, min, max, integer] = NUMERIC[name];
     numbers[name] = cli.numberOption(name, args[name], fallback, min, max);
-    if (integer && !Number.isInteger(numbers[name]))
-      throw new BenchError(`--${name} needs an integer`);
+    if (integer && !Number.isInteger(numbers[name])) throw new BenchError(`--${name}: integer`);
   }
   return { ...options, ...numbers };
 }
 
 const errorMessage = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 
-// ---------------------------------------------------------------------------------------------
-// Contenders. `take` answers a handle, or null (or an error `busy` accepts) when the key is held;
-// `free` whether it freed the key; `prefix` goes before the key in Redis.
-
+/* Contenders. `take` answers a handle, or null (or an error `busy` accepts) when the key is held;
+ * `free` whether it freed the key; `prefix` goes before the key in Redis. */
 interface Contender<H = unknown> {
   take(key: string): Promise<H | null>;
   busy?(error: unknown): boolean;
@@ -230,15 +222,11 @@ async function pair(c: Contender, key: string): Promise<void> {
 }
 
 /** One attempt without waiting: a handle, or null when the key is held. */
-function attempt(c: Contender, key: string): Promise<unknown> {
-  return c.take(key).catch((error: unknown) => {
+const attempt = (c: Contender, key: string): Promise<unknown> =>
+  c.take(key).catch((error: unknown) => {
     if (c.busy?.(error)) return null;
     throw error;
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Measurements
 
 /** CPU seconds so far of this process, of redis-server (INFO cpu) and of the whole machine. */
 async function cpuNow(control: Redis): Promise<number[]> {
@@ -294,15 +282,13 @@ async function measure(id: Id, inflight: number, s: Setup) {
     const { latencies, seconds, cpu, errors } = await runWindow(c, inflight, s);
     const sorted = latencies.sort((a, b) => a - b);
     const [pairs, [node, redis, machine]] = [sorted.length, cpu];
-    const us = (ms: number | null) => round(ms === null ? null : ms * 1000, 0);
+    const us = (p: number) => round((percentile(sorted, p) ?? NaN) * 1000, 0);
+    const perPair = (cpuSeconds: number) => round((cpuSeconds * 1e6) / pairs, 1);
     const held = await s.control.exists(...workerKeys(inflight).map((k) => c.prefix + k));
     return {
-      inflight,
-      pairs,
-      pairsPerSec: round(pairs / seconds, 0),
-      latencyUs: { p50: us(percentile(sorted, 50)), p99: us(percentile(sorted, 99)) },
-      nodeUsPerPair: round((node * 1e6) / pairs, 1),
-      redisUsPerPair: round((redis * 1e6) / pairs, 1),
+      ...{ inflight, pairs, pairsPerSec: round(pairs / seconds, 0) },
+      latencyUs: { p50: us(50), p99: us(99) },
+      ...{ nodeUsPerPair: perPair(node), redisUsPerPair: perPair(redis) },
       // Everything else on the machine meanwhile (tests, builds): a fair run keeps it near 0.
       otherCores: round(Math.max(0, machine - node - redis) / seconds, 2),
       problems: problems(`${id} @${inflight}`, [
@@ -323,11 +309,10 @@ async function contend(c: Contender, s: Setup) {
   const tries = Array.from({ length: s.contenders }, () => attempt(c, CONTENDED_KEY));
   const settled = await Promise.allSettled(tries);
   const wallMs = performance.now() - start;
-  const [errors, winners]: [string[], unknown[]] = [[], []];
-  for (const r of settled) {
-    if (r.status === 'rejected') errors.push(errorMessage(r.reason));
-    else if (r.value !== null) winners.push(r.value);
-  }
+  const errors = settled.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
+  const winners = settled.flatMap((r) =>
+    r.status === 'fulfilled' && r.value !== null ? [r.value] : [],
+  );
   for (const winner of winners) {
     await c.free(winner).then(
       (freed) => freed || errors.push('a winner could not release'),
@@ -356,12 +341,12 @@ async function runContention(s: Setup) {
   return opened.map(({ id, runs }) => {
     const walls = runs.map((run) => run.wallMs).sort((a, b) => a - b);
     const errors = runs.flatMap((run) => run.errors);
-    const winnersPerRun = [...new Set(runs.map((run) => run.winners))];
+    const winnersPerRun = [...new Set(runs.map((run) => run.winners))].sort((a, b) => a - b);
     const [median, min, max] = [percentile(walls, 50), walls[0], walls.at(-1)];
     return {
       id,
       wallMs: { median: round(median, 2), min: round(min, 2), max: round(max, 2) },
-      winnersPerRun: winnersPerRun.sort((a, b) => a - b),
+      winnersPerRun,
       problems: problems(`${id} contention`, [
         winnersPerRun.join() !== '1' && `winners per run ${winnersPerRun.join('/')}, not 1`,
         errors.length > 0 && `${errors.length} error(s): ${errors[0]}`,
@@ -370,9 +355,6 @@ async function runContention(s: Setup) {
     };
   });
 }
-
-// ---------------------------------------------------------------------------------------------
-// Rounds and report
 
 /** Every phase --rounds times, order reversed every other round: noise only ever slows one down. */
 async function runRounds(s: Setup) {
@@ -385,17 +367,16 @@ async function runRounds(s: Setup) {
         const budget = (s.warmup + s.duration) * 1000 + 25_000;
         const p = await withTimeout(measure(entry.id, inflight, s), budget, entry.id);
         entry[slot].push(p);
-        log(`round ${r} ${entry.id} @${inflight}: ${p.pairsPerSec}/s, p50 ${p.latencyUs.p50} µs`);
+        run.log(
+          `round ${r} ${entry.id} @${inflight}: ${p.pairsPerSec}/s, p50 ${p.latencyUs.p50} µs`,
+        );
       }
     }
   }
   const best = (all: Phase[]) =>
     all.reduce((a, b) => ((b.pairsPerSec ?? 0) > (a.pairsPerSec ?? 0) ? b : a));
   return phases.map(({ id, single, concurrent }) => ({
-    id,
-    label: CONTENDERS[id][0],
-    single: best(single),
-    concurrent: best(concurrent),
+    ...{ id, label: CONTENDERS[id][0], single: best(single), concurrent: best(concurrent) },
     pairsPerSecByRound: [single, concurrent].map((all) => all.map((p) => p.pairsPerSec)),
     problems: [...single, ...concurrent].flatMap((p) => p.problems),
   }));
@@ -416,19 +397,20 @@ function buildReport(s: Setup, redis: string, uncontended: Uncontended, contenti
     redlock: f('redlock'),
     redisSemaphore: f('redis-semaphore'),
   });
+  const summary = {
+    inflight: s.inflight,
+    pairsPerSecond: { raw: pps('raw'), ours: pps('ours'), ...libraries(pps) },
+    oursVsRaw: ratio(pps('ours'), pps('raw')),
+    contentionMedianMs: { ours: med('ours'), ...libraries(med) },
+  };
+  const settings = Object.fromEntries(Object.keys(NUMERIC).map((k) => [k, s[k as Numeric]]));
+  const ok = anomalies.length === 0;
   return {
     benchmark: 'lock',
-    ok: anomalies.length === 0,
-    summary: {
-      inflight: s.inflight,
-      pairsPerSecond: { raw: pps('raw'), ours: pps('ours'), ...libraries(pps) },
-      oursVsRaw: ratio(pps('ours'), pps('raw')),
-      contentionMedianMs: { ours: med('ours'), ...libraries(med) },
-    },
+    ok,
+    summary,
     redis,
-    settings: Object.fromEntries(
-      Object.keys(NUMERIC).map((k) => [k, s[k as keyof typeof NUMERIC]]),
-    ),
+    settings,
     goals,
     uncontended,
     contention,
@@ -443,20 +425,19 @@ function tableRows(r: Report): TableRow[] {
   return r.uncontended.flatMap((e): TableRow[] => {
     // ours' row carries its goal against raw; each library's row ours' goal against it.
     const g = r.goals.find((goal) => goal.against === (e.id === 'ours' ? 'raw' : e.id));
-    const judged = e.id !== 'raw' && g !== undefined;
     const pairs = (['single', 'concurrent'] as const).map((slot): TableRow => {
       const [p, ceiling] = [e[slot], raw?.[slot].pairsPerSec];
       const { p50, p99 } = p.latencyUs;
       const cpu = `${fmt(p.nodeUsPerPair)}+${fmt(p.redisUsPerPair)}`;
       // Other work on the machine during the phase: its figures understate. Not a failure.
       const busy = (p.otherCores ?? 0) > BUSY_CORES ? `  ~ others used ${p.otherCores} cores` : '';
-      const verdict = slot === 'concurrent' && judged ? `${g.status} ${g.goal}` : '';
+      const judged = slot === 'concurrent' && e.id !== 'raw' && g;
       return {
         figure: `${e.label} @${p.inflight}`,
         measured: `${fmt(p.pairsPerSec)}/s  ${fmt(p50)}/${fmt(p99)} µs  cpu ${cpu}`,
         ceiling: fmt(ceiling),
         ratio: ratio(p.pairsPerSec, ceiling),
-        goal: (verdict + busy).trim(),
+        goal: ((judged ? `${g.status} ${g.goal}` : '') + busy).trim(),
       };
     });
     const c = r.contention.find((entry) => entry.id === e.id);
@@ -467,17 +448,6 @@ function tableRows(r: Report): TableRow[] {
   });
 }
 
-function sections(r: Report, s: Setup) {
-  const title = [
-    `Lock acquire+release, one key per worker (TTL ${s.ttl} ms, best of ${s.rounds} x ${s.duration} s):`,
-    'pairs/s, p50/p99 µs of a pair, CPU µs per pair Node+Redis; ceiling raw. Contention: wall ms of',
-    `${s.contenders} attempts on one key at once, median (min-max) of ${s['contention-runs']} runs.`,
-  ].join('\n');
-  return { title, rows: tableRows(r).slice(0, -1), notes: r.anomalies };
-}
-
-// ---------------------------------------------------------------------------------------------
-
 async function main(o: Options): Promise<number> {
   const server = run.track(
     await RedisServer.start([], o.bin).catch((error: Error) => {
@@ -487,12 +457,18 @@ async function main(o: Options): Promise<number> {
   const control = await connect(server.url);
   run.track({ stop: () => quit(control) });
   const redis = /redis_version:(\S+)/.exec(await control.info('server'))?.[1] ?? 'unknown';
-  log(`redis-server ${redis} on ${server.url}`);
+  run.log(`redis-server ${redis} on ${server.url}`);
   const s: Setup = { ...o, url: server.url, control };
   const uncontended = await runRounds(s);
-  log(`contention: ${s['contention-runs']} runs of ${s.contenders} attempts on one key`);
+  run.log(`contention: ${s['contention-runs']} runs of ${s.contenders} attempts on one key`);
   const report = buildReport(s, redis, uncontended, await runContention(s));
-  printReport(sections(report, s), o.json ? report : undefined);
+  const title = [
+    `Lock acquire+release, one key per worker (TTL ${s.ttl} ms, best of ${s.rounds} x ${s.duration} s):`,
+    'pairs/s, p50/p99 µs of a pair, CPU µs per pair Node+Redis; ceiling raw. Contention: wall ms of',
+    `${s.contenders} attempts on one key at once, median (min-max) of ${s['contention-runs']} runs.`,
+  ].join('\n');
+  const section = { title, rows: tableRows(report).slice(0, -1), notes: report.anomalies };
+  printReport(section, o.json ? report : undefined);
   return report.ok ? 0 : 1;
 }
 
@@ -500,10 +476,12 @@ let options: Options;
 try {
   options = readOptions();
 } catch (error) {
-  log((error as Error).message);
+  run.log((error as Error).message);
   process.exit(2);
 }
 const phaseMs = (options.warmup + options.duration) * 1000 + 5250;
 const contentionMs = (options['contention-runs'] + 1) * 2000;
-const totalMs = options.ids.length * (options.rounds * 2 * phaseMs + contentionMs) + 60_000;
-run.main(() => main(options), totalMs);
+run.main(
+  () => main(options),
+  options.ids.length * (options.rounds * 2 * phaseMs + contentionMs) + 60_000,
+);

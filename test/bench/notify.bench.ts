@@ -4,14 +4,12 @@
  *   npm run bench:notify -- [--messages 10000] [--instances 1] [--batch 100] [--json] [--no-pgbench]
  *
  * On a fresh database, --instances built APIs (behind a PgCountingProxy) deliver --messages outbox
- * rows, inserted with SQL in --batch-row transactions with enqueue's pg_notify, to one webhook
+ * rows, inserted by SQL in --batch-row transactions with enqueue's pg_notify, to one webhook
  * endpoint (after a real hold as warm-up). Measured: messages/s (first commit → last arrival),
  * commit → arrival p50/p99, stages, PostgreSQL statements per message, CPU split; exit 1 on any
- * duplicate, lost message or bad signature, or an end state not all sent/delivered with one in-app
- * row each. Ceilings, APIs stopped: HTTP only (a Node child posting the same signed bodies), pgbench
- * of the minimal SQL (claim a batch, mark it sent). (No own-SQL replay: the app's per-message SQL
- * is batched three ways at sizes the load decides; PostgreSQL statements per message say it.)
- * Uses DATABASE_URL's server and REDIS_URL, both on this machine. See docs/benchmarks.md.
+ * duplicate, lost message, bad signature, or an end state not all sent/delivered with one in-app
+ * row each. Ceilings, APIs stopped: HTTP only (a Node child posting the same signed bodies), and
+ * pgbench of the minimal SQL (claim a batch, mark it sent). See docs/benchmarks.md.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -71,28 +69,13 @@ type Options = ReturnType<typeof parseOptions>;
 interface Stack {
   options: Options;
   dbUrl: string;
-  admin: Client; // on the postgres database: pg_stat_activity for the CPU split
-  db: Client; // on the bench database, not through the proxy
+  /** On the postgres database: pg_stat_activity for the CPU split. */
+  admin: Client;
+  /** On the bench database, not through the proxy. */
+  db: Client;
   receiver: OutboundWebhookReceiver;
   proxy: PgCountingProxy;
   apis: Child[];
-}
-
-/** The APIs, their PostgreSQL through the counting proxy; the first one migrates. */
-async function startApis(stack: Stack, redis: string): Promise<void> {
-  for (let i = 0; i < stack.options.instances; i += 1) {
-    const api = await run.startApi({
-      name: stack.options.instances === 1 ? 'API' : `API #${i + 1}`,
-      database: stack.proxy.urlFor(stack.dbUrl),
-      redis,
-      env: {
-        SMTP_URL: undefined, // email off: the webhook path alone is measured
-        MIGRATIONS_RUN: String(i === 0),
-        WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
-      },
-    });
-    stack.apis.push(api);
-  }
 }
 
 async function post<T>(api: string, route: string, token: string, body: unknown): Promise<T> {
@@ -309,33 +292,29 @@ const PENDING_ROWS = `INSERT INTO outbox_messages (id, topic, customer_id, aggre
 const DONE = `SELECT (SELECT count(*) FROM outbox_messages WHERE status = 'sent')::int AS sent,
   (SELECT count(*) FROM notification_deliveries WHERE status = 'delivered')::int AS delivered`;
 
-type SqlRun = { script: string; transactions: number; perTransaction: number };
-
 /**
- * pgbench of `run.script`, SQL_CLIENTS clients × `transactions`, on pending outbox rows made for it
- * (`perTransaction` each); fails unless it sent them all.
+ * pgbench of MINIMAL_SQL, SQL_CLIENTS clients × `transactions` claims, on pending outbox rows made
+ * for it; fails unless it sent them all.
  */
-async function sqlCeiling(stack: Stack, setup: Setup, run: SqlRun, vars = {}) {
-  const { db } = stack;
-  const perClient = run.transactions * run.perTransaction;
+async function sqlCeiling({ db, admin, dbUrl }: Stack, setup: Setup, transactions: number) {
+  const perClient = transactions * CLAIM_BATCH;
   await db.query(
     'TRUNCATE outbox_messages, notification_deliveries, delivery_attempts, notifications',
   );
   const { customerId, bookingId, payloads } = setup;
   await db.query(PENDING_ROWS, [customerId, bookingId, payloads[0], SQL_CLIENTS, perClient]);
   await db.query('VACUUM ANALYZE');
-  const sampler = cpuSampler(stack.admin, new Map());
+  const sampler = cpuSampler(admin, new Map());
   await sampler.start();
-  const { script, transactions } = run;
-  const options = { url: stack.dbUrl, script, clients: SQL_CLIENTS, seconds: 240, transactions };
-  const result = await pg.runPgbench(children, { ...options, vars });
+  const options = { url: dbUrl, script: MINIMAL_SQL, clients: SQL_CLIENTS, seconds: 240 };
+  const result = await pg.runPgbench(children, { ...options, transactions });
   const postgresCores = cores(await sampler.stop(), 'PostgreSQL');
   const [done] = (await db.query<{ sent: number; delivered: number }>(DONE)).rows;
   const rows = SQL_CLIENTS * perClient;
   if (done.sent !== rows || done.delivered !== 0) {
     throw new cli.BenchError(`pgbench sent ${done.sent}, delivered ${done.delivered} of ${rows}`);
   }
-  const messagesPerSecond = round((result.tps ?? 0) * run.perTransaction);
+  const messagesPerSecond = round((result.tps ?? 0) * CLAIM_BATCH);
   return { ...result, transactions, messagesPerSecond, postgresCores };
 }
 
@@ -355,8 +334,7 @@ async function ceilings(stack: Stack, setup: Setup) {
   // 100,000 pending rows: a table fuller than the run's, and a run of a few seconds.
   const claims = Math.ceil(100_000 / (SQL_CLIENTS * CLAIM_BATCH));
   log(`pgbench: minimal SQL, ${SQL_CLIENTS} clients × ${claims} claims of ${CLAIM_BATCH}`);
-  const minimal = { script: MINIMAL_SQL, transactions: claims, perTransaction: CLAIM_BATCH };
-  const minimalSql = await sqlCeiling(stack, setup, minimal).catch(skip('minimal SQL failed'));
+  const minimalSql = await sqlCeiling(stack, setup, claims).catch(skip('minimal SQL failed'));
   return { http, minimalSql };
 }
 
@@ -478,7 +456,14 @@ async function measureAll(options: Options) {
   const proxy = await run.countingProxy(dbUrl);
   const [admin, db] = [await client(pg.databaseUrl('postgres')), await client(dbUrl)];
   const stack: Stack = { options, dbUrl, admin, db, receiver, proxy, apis: [] };
-  await startApis(stack, redis);
+  for (let i = 0; i < options.instances; i += 1) {
+    const name = options.instances === 1 ? 'API' : `API #${i + 1}`;
+    // Email off: the webhook path alone is measured. The first one migrates.
+    const env = { SMTP_URL: undefined, MIGRATIONS_RUN: String(i === 0) };
+    const apiEnv = { ...env, WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' };
+    const database = proxy.urlFor(dbUrl);
+    stack.apis.push(await run.startApi({ name, database, redis, env: apiEnv }));
+  }
   const setup = await setUp(stack.apis[0].url, run.adminToken, receiver);
   const logsBefore = stack.apis.map((api) => api.snapshot());
   const measured = await measure(stack, setup);

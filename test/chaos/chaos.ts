@@ -1,16 +1,13 @@
 /*
  * Chaos run: customers book, pay, release and cancel seats on 3 built API instances (LOCK_MODE=
- * redlock over 3 redis-server nodes, one private PostgreSQL cluster) behind a round-robin proxy
- * that retries nothing, with the built gateway simulator and a webhook receiver, while faults hit
- * on a schedule (chaos-load.ts); then every check (chaos-checks.ts), exit 1 on any violation.
- *
- *   npm run chaos -- [--quick] [--duration S] [--customers N] [--settle S] [--json]
- *
- * What runs and why, the faults and the checks in detail: docs/reliability.md.
+ * redlock over 3 redis-server nodes, a private PostgreSQL) behind a round-robin proxy that retries
+ * nothing, with the gateway simulator and a webhook receiver, while faults hit on a schedule
+ * (chaos-load.ts); then every check (chaos-checks.ts), exit 1 on any violation. See
+ * docs/reliability.md.
  */
 import { randomBytes } from 'node:crypto';
 import { Agent } from 'undici';
-import type { CallOptions } from '../support/bench/bench-http';
+import * as http from '../support/bench/bench-http';
 import { withClient } from '../support/bench/bench-postgres';
 import { apiNodeOptions } from '../support/bench/child-processes';
 import * as cli from '../support/bench/cli';
@@ -31,7 +28,6 @@ const BUILT = {
   api: 'apps/api/apps/api/src/main.js',
   gateway: 'apps/gateway-sim/apps/gateway-sim/src/main.js',
 };
-const START = '2027-06-01T19:30:00Z';
 const tenths = (n: number): number => Math.round(n * 10) / 10;
 
 const USAGE = `Usage: npm run chaos -- [--quick] [--duration S] [--customers N] [--settle S] [--json]
@@ -104,34 +100,24 @@ async function startWorld() {
   await Promise.all(apis.slice(1).map((api) => api.start('/health/ready', 90_000)));
   return { pg, redis, proxy, receiver, gateway, apis, adminToken };
 }
+type World = Awaited<ReturnType<typeof startWorld>>;
 
 /** The two events and the customers, each with a webhook endpoint of its own at the receiver. */
-async function setUp(world: Awaited<ReturnType<typeof startWorld>>, traffic: Traffic, n: number) {
-  const post = async (route: string, options: CallOptions) => {
-    const answer = await traffic.call('setup', 'POST', route, options);
-    if (answer.status === 201 || answer.status === 200) return answer.body;
-    throw new cli.BenchError(`POST ${route}: ${answer.status} ${answer.text.slice(0, 300)}`);
-  };
-  const event = async (name: string, rows: number, seatsPerRow: number, priceCents: number) => {
-    const sections = [{ name, rows, seatsPerRow, priceCents }];
-    const body = { name, startsAt: START, venue: 'Chaos Hall', currency: 'EUR', sections };
-    const { id, seats } = await post('/admin/events', { token: world.adminToken, body });
-    return { id: id as string, labels: seats.map((seat: { label: string }) => seat.label) };
-  };
-  const hot = await event('Hot', 1, HOT_SEATS, 9_000);
-  const events = { hot, cold: await event('Cold', COLD_ROWS, 100, 3_000) };
+async function setUp({ adminToken, receiver, proxy }: World, n: number) {
+  const hot = await http.createEvent(proxy.url, adminToken, 'Hot', 1, HOT_SEATS, 9_000);
+  const cold = await http.createEvent(proxy.url, adminToken, 'Cold', COLD_ROWS, 100, 3_000);
   log(`${n} customers, each with a webhook endpoint`);
-  const [runId, endpoints] = [randomBytes(4).toString('hex'), new Map<string, number>()];
-  const customer = async (i: number): Promise<string> => {
-    const body = { email: `chaos-${runId}-${i}@example.test`, name: `Chaos ${i}` };
-    const { token } = await post('/customers', { body });
-    const url = `${world.receiver.url}/${i}`;
-    const hook = await post('/webhook-endpoints', { token, body: { url } });
-    world.receiver.secrets.set(String(i), hook.secret);
+  const tag = `chaos-${randomBytes(4).toString('hex')}`;
+  const customers = await http.registerCustomers(proxy.url, n, tag);
+  const endpoints = new Map<string, number>();
+  await mapLimit(customers, 8, async ({ token }, i) => {
+    const body = { url: `${receiver.url}/${i}` };
+    const answer = await http.call(proxy.url, 'POST', '/webhook-endpoints', { token, body });
+    const hook = http.expectStatus(answer, 201, 'POST /webhook-endpoints');
+    receiver.secrets.set(String(i), hook.secret);
     endpoints.set(hook.id, i);
-    return token;
-  };
-  return { events, endpoints, tokens: await mapLimit([...Array(n).keys()], 8, customer) };
+  });
+  return { events: { hot, cold }, endpoints, tokens: customers.map((c) => c.token) };
 }
 
 async function chaos(options: Options) {
@@ -140,7 +126,7 @@ async function chaos(options: Options) {
   const { apis, proxy, gateway, pg } = world;
   const agent = new Agent({ connections: options.customers * 2 + 16, keepAliveTimeout: 10_000 });
   const traffic = new Traffic(proxy.url, agent);
-  const { events, tokens, endpoints } = await setUp(world, traffic, options.customers);
+  const { events, tokens, endpoints } = await setUp(world, options.customers);
   const load = new Load({ ...world, traffic, events });
   const faults = schedule(options.quick, options.duration);
   log(`load: ${tokens.length} customers for ${options.duration} s; ${faults.length} faults`);
