@@ -1,6 +1,6 @@
 import type { ProfileSummary } from '../support/bench/cpu-profile';
 import type { CpuReport } from '../support/bench/proc-stats';
-import { fmt, perSecond, present, printReport, row, RULE } from '../support/bench/report';
+import { fmt, percent, perSecond, present, printReport, row, RULE } from '../support/bench/report';
 import { ratio } from '../support/bench/stats';
 import type { CeilingRun, HttpState, WindowName, WindowResult, WireCost } from './holds-windows';
 import { bestCeiling } from './holds-windows';
@@ -161,7 +161,8 @@ export function buildReport(result: SuiteResult) {
     ...(stampede ? stampedeRows(stampede, g) : []),
     ...(http ? httpRows(http, g) : []),
     ...(flow ? flowRows(flow, g) : []),
-    ...notifyAndLockRows(notify, lock, g),
+    ...(notify ? notifyRows(notify, g) : []),
+    ...(lock ? [lockRow(lock, g)] : []),
     RULE,
     row('API peak RSS (VmHWM) MB', fmt(goalsByKey.rss.measured, 1), null, null, g('rss')),
   ];
@@ -179,7 +180,7 @@ function stampedeRows(f: any, g: Mark) {
     row('  latency p50 / p99 ms', ...both((s) => `${fmt(s?.p50Ms, 1)} / ${fmt(s?.p99Ms, 1)}`)),
     row(
       '  answered without PostgreSQL',
-      `${fmt((on?.answeredWithoutPostgres ?? 0) * 100, 1)} %`,
+      percent(on?.answeredWithoutPostgres ?? 0),
       null,
       null,
       g('stampede'),
@@ -257,37 +258,32 @@ function flowRows(flow: any, g: Mark) {
   ];
 }
 
-function notifyAndLockRows(notify: any, lock: any, g: Mark) {
-  const rows = [];
-  if (notify) {
-    rows.push(
-      row(
-        'outbox -> webhook messages/s vs HTTP-only ceiling',
-        perSecond(notify.messagesPerSecond),
-        perSecond(notify.httpCeiling),
-        notify.vsHttp,
-        g('notify'),
-      ),
-      row(
-        '  vs pgbench minimal per-message SQL',
-        null,
-        perSecond(notify.minimalSqlCeiling),
-        notify.vsMinimalSql,
-      ),
-    );
-  }
-  if (lock) {
-    rows.push(
-      row(
-        `lock acquire+release pairs/s @${lock.inflight} vs raw SET NX + delete`,
-        perSecond(lock.pairsPerSecond?.ours),
-        perSecond(lock.pairsPerSecond?.raw),
-        lock.oursVsRaw,
-        g('lock'),
-      ),
-    );
-  }
-  return rows;
+function notifyRows(notify: any, g: Mark) {
+  return [
+    row(
+      'outbox -> webhook messages/s vs HTTP-only ceiling',
+      perSecond(notify.messagesPerSecond),
+      perSecond(notify.httpCeiling),
+      notify.vsHttp,
+      g('notify'),
+    ),
+    row(
+      '  vs pgbench minimal per-message SQL',
+      null,
+      perSecond(notify.minimalSqlCeiling),
+      notify.vsMinimalSql,
+    ),
+  ];
+}
+
+function lockRow(lock: any, g: Mark) {
+  return row(
+    `lock acquire+release pairs/s @${lock.inflight} vs raw SET NX + delete`,
+    perSecond(lock.pairsPerSecond?.ours),
+    perSecond(lock.pairsPerSecond?.raw),
+    lock.oursVsRaw,
+    g('lock'),
+  );
 }
 
 /** The table, the goals, the anomalies, the profiles; the JSON when asked. */
