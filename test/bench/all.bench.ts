@@ -1,46 +1,22 @@
 /*
  * The benchmark suite: every benchmark in one process tree, one table, each figure beside a
- * ceiling measured in the same run — the physical limit of the work (pgbench of the minimal SQL,
- * the server's own /health/live, raw Redis), with our own SQL replayed beside it for comparison.
- *
- *   npm run bench -- [--json] [--quick] [--duration S] [--connections N] [--skip LIST] ...
- *
- * Its own redis-server on a free port; only databases named seatlock_bench_all*. Parts in order:
- * stampede, http (holds, 409 path, /health/live, seat map, statements per hold), flow, notify,
- * lock. A missed goal does not change the exit code; a failed part or a wrong answer does.
- * What each figure means: docs/benchmarks.md.
+ * ceiling measured in the same run (pgbench of the minimal SQL, /health/live, raw Redis), our own
+ * SQL replayed beside it. Its own redis-server; only databases named seatlock_bench_all*. A missed
+ * goal does not change the exit code; a failed part or a wrong answer does. See docs/benchmarks.md.
  */
 import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BenchRun } from '../support/bench/bench-run';
-import { API_MAIN, type Child } from '../support/bench/child-processes';
 import { benchDatabaseName, databaseUrl, recreateDatabase } from '../support/bench/bench-postgres';
-import {
-  BenchError,
-  listOption,
-  numberOption,
-  parseBenchArgs,
-  withTimeout,
-} from '../support/bench/cli';
+import { BenchRun } from '../support/bench/bench-run';
+import { API_MAIN } from '../support/bench/child-processes';
+import * as cli from '../support/bench/cli';
 import { summarizeProfile, type ProfileSummary } from '../support/bench/cpu-profile';
 import { commandLine, CpuSampler, descendantPids, memoryStatus } from '../support/bench/proc-stats';
 import { round } from '../support/bench/stats';
-import {
-  holdCeilings,
-  type HttpOptions,
-  type HttpState,
-  measureWindow,
-  prepareState,
-  PROFILE_SECONDS,
-  startApi,
-  warmUp,
-  WINDOWS,
-  type WindowName,
-  wireCostPerHold,
-} from './holds-windows';
 import { buildReport, type HttpPart, printSuiteReport, type SuiteResult } from './all-report';
+import * as holds from './holds-windows';
 
 const PARTS = ['stampede', 'http', 'flow', 'notify', 'lock'] as const;
 type Part = (typeof PARTS)[number];
@@ -58,26 +34,19 @@ const USAGE = `Usage: npm run bench -- [options]
   --wait-quiet M     first wait up to M minutes until other processes use <= ${BUSY_CORES} cores
   --skip LIST        parts to leave out: ${PARTS.join(',')}
   --no-profile       no CPU profile of a missed holds or 409 goal
-  --profile LIST     also profile these HTTP windows: ${WINDOWS.join(',')}
+  --profile LIST     also profile these HTTP windows: ${holds.WINDOWS.join(',')}
   --profile-dir DIR  where .cpuprofile files go (default: a temporary directory)`;
 
 const run = new BenchRun('all', 15_000);
 const { log, children } = run;
 
 function options() {
-  const v = parseBenchArgs(
+  const [text, flag] = [{ type: 'string' }, { type: 'boolean' }] as const;
+  const v = cli.parseBenchArgs(
     {
-      json: { type: 'boolean' },
-      quick: { type: 'boolean' },
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      connections: { type: 'string' },
-      'flow-duration': { type: 'string' },
-      'wait-quiet': { type: 'string' },
-      skip: { type: 'string' },
-      'no-profile': { type: 'boolean' },
-      profile: { type: 'string' },
-      'profile-dir': { type: 'string' },
+      ...{ json: flag, quick: flag, duration: text, warmup: text, connections: text },
+      ...{ 'flow-duration': text, 'wait-quiet': text, skip: text, 'no-profile': flag },
+      ...{ profile: text, 'profile-dir': text },
     },
     USAGE,
   );
@@ -85,51 +54,48 @@ function options() {
   return {
     json: v.json ?? false,
     quick,
-    duration: numberOption('duration', v.duration, quick ? 3 : 10, 1, 600),
-    warmup: numberOption('warmup', v.warmup, quick ? 1 : 2, 0, 60),
-    connections: Math.round(numberOption('connections', v.connections, 64, 1, 500)),
-    flowDuration: numberOption('flow-duration', v['flow-duration'], quick ? 4 : 15, 1, 600),
-    waitQuiet: numberOption('wait-quiet', v['wait-quiet'], 0, 0, 240),
-    skip: new Set<Part>(listOption('skip', v.skip, PARTS)),
+    duration: cli.numberOption('duration', v.duration, quick ? 3 : 10, 1, 600),
+    warmup: cli.numberOption('warmup', v.warmup, quick ? 1 : 2, 0, 60),
+    connections: Math.round(cli.numberOption('connections', v.connections, 64, 1, 500)),
+    flowDuration: cli.numberOption('flow-duration', v['flow-duration'], quick ? 4 : 15, 1, 600),
+    waitQuiet: cli.numberOption('wait-quiet', v['wait-quiet'], 0, 0, 240),
+    skip: new Set<Part>(cli.listOption('skip', v.skip, PARTS)),
     autoProfile: !v['no-profile'],
-    profileAlso: listOption('profile', v.profile, WINDOWS),
+    profileAlso: cli.listOption('profile', v.profile, holds.WINDOWS),
     profileDir: v['profile-dir'] ? resolve(v['profile-dir']) : null,
   };
 }
-export type SuiteOptions = ReturnType<typeof options>;
+type SuiteOptions = ReturnType<typeof options>;
 
 /** Splits CPU between this process tree, PostgreSQL, Redis and (unnamed) everything else. */
 function sampler(): CpuSampler {
   let ours = new Set<number>();
+  const group = (pid: number, comm: string) => {
+    if (pid === process.pid || ours.has(pid))
+      return comm === 'redis-server' ? 'redis' : 'bench tree';
+    return comm === 'postgres' ? 'postgres' : null;
+  };
   return new CpuSampler(
-    (proc) =>
-      proc.pid === process.pid || ours.has(proc.pid)
-        ? proc.comm === 'redis-server'
-          ? 'redis'
-          : 'bench tree'
-        : proc.comm === 'postgres'
-          ? 'postgres'
-          : null,
+    (proc) => group(proc.pid, proc.comm),
     async () => {
       ours = descendantPids();
     },
   );
 }
 
-async function otherCores(seconds: number): Promise<number | null> {
-  const quiet = new CpuSampler(() => null);
-  await quiet.start();
-  await sleep(seconds * 1000);
-  return (await quiet.stop()).otherCores;
-}
-
 /** Before the suite: how busy the machine is, waiting up to `minutes` for it to calm down. */
 async function quietCheck(minutes: number): Promise<number | null> {
-  let cores = await otherCores(5);
+  const otherCores = async () => {
+    const quiet = new CpuSampler(() => null);
+    await quiet.start();
+    await sleep(5_000);
+    return (await quiet.stop()).otherCores;
+  };
+  let cores = await otherCores();
   for (let waited = 0; waited < minutes && cores !== null && cores > BUSY_CORES; waited += 1) {
     log(`other processes use ${cores} cores; waiting a minute`);
     await sleep(55_000);
-    cores = await otherCores(5);
+    cores = await otherCores();
   }
   return cores;
 }
@@ -142,14 +108,10 @@ class RssWatcher {
 
   private poll(): void {
     for (const pid of descendantPids()) {
-      if (!commandLine(pid)?.includes(API_MAIN)) continue;
-      const peak = memoryStatus(pid)?.peak;
+      const peak = commandLine(pid)?.includes(API_MAIN) ? memoryStatus(pid)?.peak : null;
       // MiB (what /proc reports) to MB, the goal's unit.
-      if (peak)
-        this.peakMB[this.part] = Math.max(
-          this.peakMB[this.part] ?? 0,
-          round(peak * 1.048576, 1) ?? 0,
-        );
+      const mb = round((peak ?? 0) * 1.048576, 1) ?? 0;
+      if (peak) this.peakMB[this.part] = Math.max(this.peakMB[this.part] ?? 0, mb);
     }
   }
 
@@ -161,10 +123,10 @@ class RssWatcher {
 
 /** Runs a child benchmark with --json and answers its last JSON line (null if it printed none). */
 async function runChild(part: Exclude<Part, 'http'>, args: string[], redisUrl: string) {
-  const file = join(__dirname, `${part}.bench.ts`);
   log(`${part}: ${['tsx', `test/bench/${part}.bench.ts`, '--json', ...args].join(' ')}`);
   const started = performance.now();
   const env = { ...process.env, BENCH_DATABASE_PREFIX: PREFIX, REDIS_URL: redisUrl };
+  const file = join(__dirname, `${part}.bench.ts`);
   const proc = children.command(
     part,
     [process.execPath, '--import', 'tsx', file, '--json', ...args],
@@ -177,73 +139,67 @@ async function runChild(part: Exclude<Part, 'http'>, args: string[], redisUrl: s
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .pop();
-  let report: { ok?: boolean; summary?: unknown; error?: string } | null;
+  let report: { ok?: boolean; summary?: unknown; error?: string } | null = null;
   try {
     report = last ? JSON.parse(last) : null;
   } catch {
-    report = null;
+    // no report
   }
   return { code, seconds: round((performance.now() - started) / 1000, 1), report };
 }
 
 function childArgs(part: Exclude<Part, 'http'>, o: SuiteOptions): string[] {
-  const quick = o.quick;
-  switch (part) {
-    case 'stampede':
-      return ['--contenders', quick ? '300' : '1000'];
-    case 'flow':
-      return [
-        '--customers',
-        '64',
-        '--duration',
-        String(o.flowDuration),
-        ...(quick ? ['--warmup', '1'] : []),
-      ];
-    case 'notify':
-      return quick ? ['--messages', '2000'] : [];
-    case 'lock':
-      return quick ? ['--duration', '2', '--warmup', '1', '--rounds', '1'] : [];
-  }
+  const flow = ['--customers', '64', '--duration', String(o.flowDuration)];
+  const args = {
+    stampede: ['--contenders', o.quick ? '300' : '1000'],
+    flow: [...flow, ...(o.quick ? ['--warmup', '1'] : [])],
+    notify: o.quick ? ['--messages', '2000'] : [],
+    lock: o.quick ? ['--duration', '2', '--warmup', '1', '--rounds', '1'] : [],
+  };
+  return args[part];
 }
 
-async function httpPart(o: SuiteOptions, http: HttpOptions): Promise<HttpPart> {
+async function httpPart(http: holds.HttpOptions): Promise<HttpPart> {
   log(`http: fresh database ${PREFIX}_http`);
   await recreateDatabase(`${PREFIX}_http`);
-  let api: Child | null = await startApi(children, http, 'API');
+  const api = await holds.startApi(run, http, 'API');
   try {
-    const state = await prepareState(api, http);
-    const wire = await wireCostPerHold(children, http);
+    const state = await holds.prepareState(api, http);
+    const wire = await holds.wireCostPerHold(run, http);
     const before = api.snapshot();
     const windows: HttpPart['windows'] = {};
-    for (const name of WINDOWS) windows[name] = await measureWindow(name, api, state, http);
-    const logged = api.logSince(before);
+    for (const name of holds.WINDOWS) {
+      windows[name] = await holds.measureWindow(name, api, state, http);
+    }
+    const apiLog = api.logSince(before);
     await children.stop(api);
-    api = null;
-    const ceilings = await holdCeilings(children, http);
-    return { windows, wire, ceilings, apiLog: logged, state };
+    return { windows, wire, ceilings: await holds.holdCeilings(run, http), apiLog, state };
   } catch (error) {
-    if (api) log(`last API output:\n${api.tail.join('\n')}`);
+    if (!api.hasExited) log(`last API output:\n${api.tail.join('\n')}`);
     throw error;
   } finally {
-    if (api) await children.stop(api);
+    await children.stop(api);
   }
 }
 
 /** One window again under `node --cpu-prof`; the profile's samples inside the window count. */
-async function profileWindow(name: WindowName, state: HttpState, http: HttpOptions, dir: string) {
-  const runDir = mkdtempSync(join(dir, `${name}-`));
-  const api = await startApi(children, http, `API (profiled, ${name})`, { profileDir: runDir });
+async function profileWindow(
+  name: holds.WindowName,
+  state: holds.HttpState,
+  http: holds.HttpOptions,
+  dir: string,
+) {
+  const profileDir = mkdtempSync(join(dir, `${name}-`));
+  const api = await holds.startApi(run, http, `API (profiled, ${name})`, { profileDir });
   try {
-    await warmUp(api, state);
-    const run = await measureWindow(name, api, state, http, PROFILE_SECONDS);
+    await holds.warmUp(api, state);
+    const measured = await holds.measureWindow(name, api, state, http, holds.PROFILE_SECONDS);
     api.child.kill('SIGUSR2');
-    await withTimeout(api.exited, 30_000, 'the profiled API writing its profile');
-    const file = readdirSync(runDir).find((entry) => entry.endsWith('.cpuprofile'));
-    if (!file) throw new BenchError(`no .cpuprofile in ${runDir}`);
-    return {
-      perSecondProfiled: run.perSecond,
-      ...summarizeProfile(join(runDir, file), run.window),
-    };
+    await cli.withTimeout(api.exited, 30_000, 'the profiled API writing its profile');
+    const file = readdirSync(profileDir).find((entry) => entry.endsWith('.cpuprofile'));
+    if (!file) throw new cli.BenchError(`no .cpuprofile in ${profileDir}`);
+    const summary = summarizeProfile(join(profileDir, file), measured.window);
+    return { perSecondProfiled: measured.perSecond, ...summary };
   } finally {
     await children.stop(api);
   }
@@ -264,25 +220,19 @@ async function main(): Promise<number> {
     result.otherCoresBefore = await quietCheck(o.waitQuiet);
     const whole = sampler();
     await whole.start();
-    const http: HttpOptions = {
-      connections: o.connections,
-      seconds: o.duration,
-      warmupSeconds: o.warmup,
-      redisUrl: redis.url,
-      databaseUrl: databaseUrl(`${PREFIX}_http`),
-      adminToken: `bench-admin-${process.pid}-${Date.now()}-0123456789`,
-      sampler,
+    const http: holds.HttpOptions = {
+      ...{ connections: o.connections, seconds: o.duration, warmupSeconds: o.warmup },
+      ...{ redisUrl: redis.url, databaseUrl: databaseUrl(`${PREFIX}_http`) },
+      ...{ adminToken: run.adminToken, sampler },
     };
-    for (const part of PARTS) {
-      if (o.skip.has(part)) continue;
+    for (const part of PARTS.filter((p) => !o.skip.has(p))) {
       rss.part = part;
-      if (part === 'http') result.http = await httpPart(o, http);
+      if (part === 'http') result.http = await httpPart(http);
       else result.parts[part] = await runChild(part, childArgs(part, o), redis.url);
     }
     result.cpu = await whole.stop();
-    const report = buildReport(result);
-    const toProfile = new Set<WindowName>(o.profileAlso);
-    if (o.autoProfile) for (const name of report.missedWindows) toProfile.add(name);
+    const toProfile = new Set<holds.WindowName>(o.profileAlso);
+    if (o.autoProfile) for (const name of buildReport(result).missedWindows) toProfile.add(name);
     if (result.http && toProfile.size > 0) {
       rss.part = 'profile';
       const dir = o.profileDir ?? mkdtempSync(join(tmpdir(), 'seatlock-bench-profiles-'));

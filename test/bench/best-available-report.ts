@@ -1,10 +1,9 @@
 import { liveBookings, type SeatRow, seatsDisagreeing, twice } from '../support/bench/bench-state';
-import { fmt, perSecond, printReport, type TableRow } from '../support/bench/report';
+import { fmt, perSecond, present, printReport, row, RULE } from '../support/bench/report';
 import { latencySummary, ratio, round } from '../support/bench/stats';
 import { parseBody, tallyShots, type WaveTally } from '../support/bench/wave';
 import type { Measured } from './best-available.bench';
 import { bestCeiling } from './holds-windows';
-import { row } from './table-row';
 
 /* The best-available benchmark's checks of the seats it left, its JSON report and its table. */
 
@@ -17,7 +16,7 @@ const FULL_HOUSE = Math.floor(SEATS / QUANTITY);
 /** Refusals a sold-out house may answer; anything else is noted. */
 const SOLD_OUT_CODES = new Set(['BOOKING.SOLD_OUT', 'BOOKING.NOT_ENOUGH_TOGETHER']);
 
-export type Options = { contenders: number; warm: boolean; json: boolean };
+type Options = { contenders: number; warm: boolean; json: boolean };
 type Answer = { seats: string[]; nextToEachOther: unknown };
 
 /** Live bookings not two neighbours of one row. */
@@ -52,6 +51,8 @@ function leftOver(seats: readonly SeatRow[]) {
   return { stranded, freeLeft, pairsLeft };
 }
 
+type Seats = ReturnType<typeof checkSeats>;
+
 /** What the 201s said and what the seats and bookings tables hold, checked against each other. */
 function checkSeats(m: Measured, answers: Answer[]) {
   const live = liveBookings(m.rows.bookings);
@@ -69,7 +70,7 @@ function checkSeats(m: Measured, answers: Answer[]) {
 }
 
 /** The wave's figures beside the ceilings: what the suite and the table read. */
-function figures(o: Options, m: Measured, tally: WaveTally, seats: ReturnType<typeof checkSeats>) {
+function figures(o: Options, m: Measured, tally: WaveTally, seats: Seats) {
   const bookings = tally.statuses['201'] ?? 0;
   const wallMs = round(m.wave.wallMs) ?? 0;
   const holdsPerSecond = wallMs > 0 ? round((bookings * 1000) / wallMs, 1) : null;
@@ -84,20 +85,15 @@ function figures(o: Options, m: Measured, tally: WaveTally, seats: ReturnType<ty
     refusals: Object.fromEntries(Object.entries(tally.codes).filter(([key]) => key !== '201')),
     seatsTwice: twiceOf.bookings.length + twiceOf.answers.length + twiceOf.seatsTable.length,
     bookingsApart: seats.bookingsApart.length + seats.notNextToEachOther,
-    strandedSeats: seats.stranded.length,
-    freeSeatsLeft: seats.freeLeft,
-    pairsLeft: seats.pairsLeft,
-    wallMs,
-    p50Ms: tally.latency.p50,
-    p99Ms: tally.latency.p99,
-    holdsPerSecond,
+    ...{ strandedSeats: seats.stranded.length, freeSeatsLeft: seats.freeLeft },
+    ...{ pairsLeft: seats.pairsLeft, wallMs },
+    ...{ p50Ms: tally.latency.p50, p99Ms: tally.latency.p99, holdsPerSecond },
     minimalCeiling: minimal && { tps: minimal.tps, clients: minimal.clients },
     ownSqlCeiling: own && { tps: own.tps, clients: own.clients },
     vsMinimal: ratio(holdsPerSecond, minimal?.tps),
     vsOwnSql: ratio(holdsPerSecond, own?.tps),
     fullHouseAtCeilingMs: minimal?.tps ? round((FULL_HOUSE * 1000) / minimal.tps, 1) : null,
-    statements: m.wire.wave.statements,
-    roundTrips: m.wire.wave.roundTrips,
+    ...{ statements: m.wire.wave.statements, roundTrips: m.wire.wave.roundTrips },
     statementsPerBooking: per(m.wire.wave.statements),
     statementsWithFanOut: m.wire.drained.statements,
     statementsWithFanOutPerBooking: per(m.wire.drained.statements),
@@ -146,61 +142,41 @@ export function summarize(o: Options, m: Measured) {
 type Summary = ReturnType<typeof figures>;
 
 /** What the reader should know beside the figures. */
-function notes(
-  m: Measured,
-  s: Summary,
-  seats: ReturnType<typeof checkSeats>,
-  samples: Record<string, string>,
-): string[] {
-  const out: string[] = [];
-  const listed = (what: string, labels: string[], n = 20) => {
-    if (labels.length) out.push(`${what}: ${labels.slice(0, n).join(', ')}`);
-  };
-  listed('seats in two live bookings', seats.seatsTwice.bookings);
-  listed('seats in two 201 answers', seats.seatsTwice.answers);
-  listed('seats and bookings disagree on', seats.seatsTwice.seatsTable);
-  if (seats.bookingsApart.length) {
-    out.push(`bookings not adjacent in one row: ${seats.bookingsApart.slice(0, 10).join('; ')}`);
-  }
-  if (seats.notNextToEachOther) {
-    out.push(`${seats.notNextToEachOther} answers with nextToEachOther other than true`);
-  }
-  if (seats.liveBookings !== s.bookings) {
-    out.push(`${seats.liveBookings} live bookings stored for ${s.bookings} 201s`);
-  }
-  listed('stranded free seats', seats.stranded, Infinity);
+function notes(m: Measured, s: Summary, seats: Seats, samples: Record<string, string>): string[] {
+  const listed = (what: string, labels: string[], n = 20) =>
+    labels.length > 0 && `${what}: ${labels.slice(0, n).join(', ')}`;
   const refused = Object.values(s.refusals).reduce((sum, n) => sum + n, 0);
-  if (refused > 0 && seats.pairsLeft > 0) {
-    out.push(`${refused} requests refused while ${seats.pairsLeft} pairs of seats were left`);
-  }
-  for (const [key, n] of Object.entries(s.refusals)) {
-    const code = key.split(' ')[1];
-    if (key.startsWith('409') && SOLD_OUT_CODES.has(code)) continue;
-    out.push(`${n} x ${key}, first body: ${samples[key]}`);
-  }
-  return [...out, ...waveNotes(m, s)];
-}
-
-/** What the reader should know about the API, Redis and the ceilings during the wave. */
-function waveNotes(m: Measured, s: Summary): string[] {
-  const out: string[] = [];
-  if (m.pending > 0) out.push(`${m.pending} outbox messages pending 30 s after the wave`);
-  if (m.pendingBefore > 0) out.push(`${m.pendingBefore} outbox messages pending before the wave`);
-  if (s.redisNoscript > 0) {
-    out.push(
+  const unexpected = Object.entries(s.refusals).filter(
+    ([key]) => !(key.startsWith('409') && SOLD_OUT_CODES.has(key.split(' ')[1])),
+  );
+  return present([
+    listed('seats in two live bookings', seats.seatsTwice.bookings),
+    listed('seats in two 201 answers', seats.seatsTwice.answers),
+    listed('seats and bookings disagree on', seats.seatsTwice.seatsTable),
+    seats.bookingsApart.length > 0 &&
+      `bookings not adjacent in one row: ${seats.bookingsApart.slice(0, 10).join('; ')}`,
+    seats.notNextToEachOther > 0 &&
+      `${seats.notNextToEachOther} answers with nextToEachOther other than true`,
+    seats.liveBookings !== s.bookings &&
+      `${seats.liveBookings} live bookings stored for ${s.bookings} 201s`,
+    listed('stranded free seats', seats.stranded, Infinity),
+    refused > 0 &&
+      seats.pairsLeft > 0 &&
+      `${refused} requests refused while ${seats.pairsLeft} pairs of seats were left`,
+    ...unexpected.map(([key, n]) => `${n} x ${key}, first body: ${samples[key]}`),
+    m.pending > 0 && `${m.pending} outbox messages pending 30 s after the wave`,
+    m.pendingBefore > 0 && `${m.pendingBefore} outbox messages pending before the wave`,
+    s.redisNoscript > 0 &&
       `${s.redisNoscript} EVALSHA answered NOSCRIPT in the wave and were sent again as EVAL ` +
         '(the lock scripts were not in the script cache)',
-    );
-  }
-  if (m.apiLog.levels.error + m.apiLog.levels.fatal > 0) {
-    out.push(`API errors during the wave: ${JSON.stringify(m.apiLog.messages)}`);
-  }
-  if (m.ceiling.skipped) out.push(`no pgbench ceiling: ${m.ceiling.skipped}`);
-  if (!m.redisPrivate) out.push('REDIS_URL is shared: its commandstats count every client');
-  return out;
+    m.apiLog.levels.error + m.apiLog.levels.fatal > 0 &&
+      `API errors during the wave: ${JSON.stringify(m.apiLog.messages)}`,
+    !!m.ceiling.skipped && `no pgbench ceiling: ${m.ceiling.skipped}`,
+    !m.redisPrivate && 'REDIS_URL is shared: its commandstats count every client',
+  ]);
 }
 
-function tableRows(s: Summary, r: ReturnType<typeof summarize>): TableRow[] {
+function tableRows(s: Summary, r: ReturnType<typeof summarize>) {
   const perRequest = (n: number) => fmt(n / s.contenders, 2);
   const at = (c: { tps: number | null; clients: number } | null) =>
     c ? `${perSecond(c.tps)} (${c.clients} cl.)` : '- (no pgbench run)';
@@ -216,7 +192,7 @@ function tableRows(s: Summary, r: ReturnType<typeof summarize>): TableRow[] {
     row('free seats stranded (both row neighbours unavailable)', s.strandedSeats, null, null, '0'),
     row('free seats / pairs left', `${s.freeSeatsLeft} / ${s.pairsLeft}`),
     row('latency p50 / p99 ms', `${fmt(s.p50Ms, 1)} / ${fmt(s.p99Ms, 1)}`),
-    row('-'),
+    RULE,
     row(
       'holds/s in the wave vs pgbench one-statement hold (physical limit)',
       perSecond(s.holdsPerSecond),
@@ -238,7 +214,7 @@ function tableRows(s: Summary, r: ReturnType<typeof summarize>): TableRow[] {
       wall,
       ratio(s.fullHouseAtCeilingMs, s.wallMs),
     ),
-    row('-'),
+    RULE,
     row(
       'PostgreSQL statements / round trips on the wire, wave',
       `${fmt(s.statements)} / ${fmt(s.roundTrips)}`,
@@ -256,7 +232,7 @@ function tableRows(s: Summary, r: ReturnType<typeof summarize>): TableRow[] {
       '  per request: scripts sent / all commands',
       `${perRequest(s.redisScriptsSent)} / ${perRequest(s.redisCommands)}`,
     ),
-    row('-'),
+    RULE,
     row('API peak RSS (VmHWM) MB', fmt(s.peakRssMB, 1), null, null, '<= 250'),
   ];
 }
@@ -268,18 +244,9 @@ export function printBestReport(o: Options, r: ReturnType<typeof summarize>): vo
     `${fmt(SEATS)} seats (${ROWS} rows x ${SEATS_PER_ROW}), orphanPolicy strict, ` +
     (o.warm ? 'warm' : 'cold');
   const json = {
-    benchmark: 'best-available',
-    ok: r.ok,
-    contenders: o.contenders,
-    seats: SEATS,
-    rows: ROWS,
-    seatsPerRow: SEATS_PER_ROW,
-    quantity: QUANTITY,
-    orphanPolicy: 'strict',
-    warm: o.warm,
-    summary: s,
-    details: r.details,
-    anomalies: r.anomalies,
+    ...{ benchmark: 'best-available', ok: r.ok, contenders: o.contenders, seats: SEATS },
+    ...{ rows: ROWS, seatsPerRow: SEATS_PER_ROW, quantity: QUANTITY, orphanPolicy: 'strict' },
+    ...{ warm: o.warm, summary: s, details: r.details, anomalies: r.anomalies },
   };
   const ceilingNote =
     'ceiling: pgbench holds one seat per transaction, no orphan check; ' +

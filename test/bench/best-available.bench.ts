@@ -1,23 +1,10 @@
 /*
- * Best available under a stampede (issue 12): N customers ask for the best two seats at once.
- *
- *   npm run bench:best -- [--contenders 1000] [--cold] [--pgbench-seconds 10] [--no-pgbench]
- *                         [--json]
- *
- * Starts the built API (npm start's node options, rate limits off) on a fresh database of its own,
- * behind a PgCountingProxy, with a redis-server of its own unless REDIS_URL is set, so that INFO
- * commandstats counts this API alone. Creates one event of 1,000 seats (one section, 20 rows x 50)
- * with orphanPolicy "strict" and N customers; unless --cold, warms the token and seat-map caches,
- * holds two seats of a warm-up event (the lock scripts cached in Redis) and opens every connection.
- * Then it fires N concurrent POST /bookings {eventId, quantity: 2}.
- * Reported: bookings, refusals by code, seats held twice (seats and bookings tables, and the 201s),
- * bookings not adjacent in one row, free seats left stranded (both row neighbours unavailable),
- * wall time, p50/p99, PostgreSQL statements and round trips on the wire in the wave (and until its
- * outbox was fanned out), Redis commands in the wave, the API's peak RSS. The ceiling, the API
- * stopped, on the same database: pgbench of the one-statement hold (the physical limit, as the
- * suite runs it: holds-windows.ts), our own seatlock_hold call replayed beside it. A seat twice, a
- * booking apart, a 5xx or a lost request is exit 1; stranded seats and refusals while pairs were
- * left are reported, not failed (docs/on-sale.md: what the orphan rule does not promise).
+ * Best available under a stampede (issue 12): N customers ask for the best two seats at once, on
+ * one event of 1,000 seats under orphanPolicy "strict", the API behind a PgCountingProxy with a
+ * redis-server of its own unless REDIS_URL is set. Unless --cold, the caches, one hold elsewhere
+ * and every connection are warmed first. Ceilings, the API stopped: pgbench of the one-statement
+ * hold and of our own seatlock_hold call. A seat twice, a booking apart, a 5xx or a lost request
+ * is exit 1; stranded seats and refusals while pairs were left are noted (docs/on-sale.md).
  * Uses DATABASE_URL's server, only the database seatlock_bench_best. See docs/benchmarks.md.
  */
 import { randomBytes } from 'node:crypto';
@@ -67,22 +54,16 @@ type Options = ReturnType<typeof readOptions>;
 /** One section of `rows` x `seatsPerRow` under the strict orphan policy, checked on GET /events. */
 async function createStrictEvent(api: string, name: string, rows: number, seatsPerRow: number) {
   const body = {
-    name: `${name} ${new Date().toISOString()}`,
-    startsAt: '2027-06-01T19:30:00Z',
-    venue: 'Bench Arena',
-    currency: 'EUR',
-    orphanPolicy: 'strict',
+    ...{ name: `${name} ${new Date().toISOString()}`, startsAt: '2027-06-01T19:30:00Z' },
+    ...{ venue: 'Bench Arena', currency: 'EUR', orphanPolicy: 'strict' },
     sections: [{ name: 'Floor', rows, seatsPerRow, priceCents: PRICE_CENTS }],
   };
   const token = bench.adminToken;
-  const created = http.expectStatus(
-    await http.call<{ id: string; seats?: unknown[] }>(api, 'POST', '/admin/events', {
-      token,
-      body,
-    }),
-    201,
-    'POST /admin/events',
-  );
+  const answer = await http.call<{ id: string; seats?: unknown[] }>(api, 'POST', '/admin/events', {
+    token,
+    body,
+  });
+  const created = http.expectStatus(answer, 201, 'POST /admin/events');
   if (created.seats?.length !== rows * seatsPerRow) {
     throw new cli.BenchError(`POST /admin/events answered ${created.seats?.length} seats`);
   }
@@ -92,10 +73,7 @@ async function createStrictEvent(api: string, name: string, rows: number, seatsP
   return { id: created.id, labels: [] };
 }
 
-/**
- * One best-available hold on an event of its own, by a customer of its own: the lock scripts are
- * then in Redis's script cache and the hold's code paths warm, as in a sale already running.
- */
+/** One hold elsewhere: the lock scripts then in Redis's script cache, as in a running sale. */
 async function warmHold(api: string): Promise<void> {
   const event = await createStrictEvent(api, 'Warm-up', 1, 6);
   const [customer] = await http.registerCustomers(api, 1, `warm-${randomBytes(4).toString('hex')}`);
@@ -132,12 +110,9 @@ async function wave(api: Child, o: Options, { benchUrl, redisUrl, proxy }: WaveS
     const pending = await state.drainOutbox(benchUrl);
     const peak = memoryStatus(api.pid)?.peak ?? null;
     return {
-      eventId: event.id,
       wave: fired,
       wire: { wave: wireWave, drained: subtract(proxy.counts(), wireBefore) },
-      redis,
-      pendingBefore,
-      pending,
+      ...{ redis, pendingBefore, pending },
       metrics: subtract(await state.holdMetrics(api.url, HOLD_OUTCOMES), metricsBefore),
       // MiB (what /proc reports) to MB, the suite's unit.
       peakRssMB: peak === null ? null : round(peak * 1.048576, 1),
@@ -156,9 +131,8 @@ async function ceilings(o: Options, databaseUrl: string) {
   if (!o.pgbench) return none('--no-pgbench');
   if (!findPgbench()) return none('no pgbench on this machine');
   try {
-    const ceilingOptions = { connections: 64, seconds: o.pgbenchSeconds, databaseUrl };
-    const runs = await holdCeilings(bench.children, ceilingOptions);
-    return { runs, skipped: null };
+    const options = { connections: 64, seconds: o.pgbenchSeconds, databaseUrl };
+    return { runs: await holdCeilings(bench, options), skipped: null };
   } catch (error) {
     return none(`pgbench failed: ${(error as Error).message.split('\n')[0]}`);
   }
@@ -169,10 +143,10 @@ async function measure(o: Options) {
   const benchUrl = await bench.freshDatabase('seatlock_bench_best');
   const redis = await bench.redis();
   const proxy = await bench.countingProxy(benchUrl);
+  // The outbox's safety-net polls would count as wave traffic; NOTIFY still wakes it.
   const api = {
     database: proxy.urlFor(benchUrl),
     redis: redis.url,
-    // The outbox's safety-net polls would count as wave traffic; NOTIFY still wakes it.
     env: { NOTIFY_POLL_MS: HOUR_MS },
   };
   const setting = { benchUrl, redisUrl: redis.url, proxy };

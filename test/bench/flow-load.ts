@@ -17,13 +17,12 @@ const API_SEATS_PER_SECOND = 2_000;
 
 export type Seat = { eventId: string; label: string };
 export type Vu = { api: string; token: string; client: HttpClient };
-type Cycle = { endedAt: number; hold: number; pay: number; cycle: number };
 type Reply = { status: number | string; body: any; text: string; ms: number };
 
-export class Phase {
+class Phase {
   stop: boolean;
   readonly deadline: number;
-  readonly cycles: Cycle[] = [];
+  readonly cycles: { endedAt: number; hold: number; pay: number; cycle: number }[] = [];
   readonly errors: Record<string, number> = {};
   readonly errorSamples: Record<string, string> = {};
   readonly violations: string[] = [];
@@ -44,7 +43,6 @@ export class Phase {
     return false;
   }
 
-  /** Whether `violation` is one, noted. */
   violated(violation: string | null): boolean {
     if (violation) this.violations.push(violation);
     return violation !== null;
@@ -136,10 +134,6 @@ export async function setUpLoad(
   seats.reverse();
   const customers = await http.registerCustomers(api, o.customers, randomUUID().slice(0, 8));
   const timeouts = { keepAliveTimeout: 120_000, headersTimeout: 30_000, bodyTimeout: 30_000 };
-  const vus: Vu[] = customers.map(({ token }) => ({
-    api,
-    token,
-    client: new HttpClient(api, timeouts),
-  }));
+  const vus = customers.map(({ token }) => ({ api, token, client: new HttpClient(api, timeouts) }));
   return { vus, seats };
 }

@@ -1,15 +1,19 @@
 import { cpus } from 'node:os';
 import type { LedgerReport } from '../../apps/api/src/ledger/ledger-check';
+import { fmt, present, printReport, row, RULE } from '../support/bench/report';
 import { latencySummary, ratio, round } from '../support/bench/stats';
-import { fmt, printReport, type TableRow } from '../support/bench/report';
-import type { CeilingRun, FlowCeilings } from './flow-ceilings';
 import type { Measurement } from './flow-measure';
 import { OWN_SQL_FLOW_TRANSACTIONS } from './own-sql-flow';
-import { row } from './table-row';
 
 /* The flow benchmark's checks, its JSON report and its table. */
 
-export type Checks = { ledger: LedgerReport; anomalies: string[] };
+export type CeilingRun = { tps: number; clients: number; cycles: number };
+type Ceilings = {
+  minimal: CeilingRun | null;
+  minimalRuns: CeilingRun[];
+  ownSql: CeilingRun | null;
+};
+type Checks = { ledger: LedgerReport; anomalies: string[] };
 type Options = { customers: number; duration: number; warmup: number };
 type P50P99 = { p50: number | null; p99: number | null };
 
@@ -33,25 +37,25 @@ function invariants(m: Measurement, { ledger }: Checks) {
 
 /** What the reader should know beside the figures; none of it fails the run. */
 function notes(m: Measurement, checks: Checks, appTransactions: number | null): string[] {
-  const out = checks.anomalies;
-  for (const [key, text] of Object.entries(m.measured.errorSamples)) {
-    out.push(`${m.measured.errors[key]} x ${key}, the first: ${text}`);
-  }
-  if (m.measured.outOfSeats) out.push('ran out of seats during the measured window');
-  if (m.outbox.pending > 0) out.push(`${m.outbox.pending} outbox messages still pending`);
-  if (!m.before.settled || !m.after.settled) out.push('PostgreSQL counters did not settle');
-  if ((m.cpu.otherCores ?? 0) > 0.25) out.push(`other processes used ${m.cpu.otherCores} cores`);
-  if (appTransactions !== null && Math.abs(appTransactions - OWN_SQL_FLOW_TRANSACTIONS) >= 1) {
-    out.push(
+  const errors = Object.entries(m.measured.errorSamples).map(
+    ([key, text]) => `${m.measured.errors[key]} x ${key}, the first: ${text}`,
+  );
+  const replayGap =
+    appTransactions !== null && Math.abs(appTransactions - OWN_SQL_FLOW_TRANSACTIONS) >= 1;
+  return present([
+    ...checks.anomalies,
+    ...errors,
+    m.measured.outOfSeats && 'ran out of seats during the measured window',
+    m.outbox.pending > 0 && `${m.outbox.pending} outbox messages still pending`,
+    (!m.before.settled || !m.after.settled) && 'PostgreSQL counters did not settle',
+    (m.cpu.otherCores ?? 0) > 0.25 && `other processes used ${m.cpu.otherCores} cores`,
+    replayGap &&
       `the API ran ${appTransactions} transactions per booking, the own-SQL replay ` +
         `${OWN_SQL_FLOW_TRANSACTIONS}: it leaves the rest out`,
-    );
-  }
-  return out;
+  ]);
 }
 
-/** The headline figures, as the suite reads them. */
-function summarize(o: Options, m: Measurement, ledgerClean: boolean, ceiling: FlowCeilings | null) {
+export function flowReport(o: Options, m: Measurement, checks: Checks, ceiling: Ceilings | null) {
   const inside = m.measured.cycles.filter((cycle) => cycle.endedAt <= m.measured.deadline);
   const step = (key: 'hold' | 'pay' | 'cycle') => latencySummary(inside.map((c) => c[key]));
   const latencyMs = { hold: step('hold'), pay: step('pay'), cycle: step('cycle') };
@@ -63,44 +67,31 @@ function summarize(o: Options, m: Measurement, ledgerClean: boolean, ceiling: Fl
   const transactions = m.after.xacts - m.before.xacts - m.outbox.reads - 1;
   const p50p99 = ({ p50, p99 }: P50P99) => ({ p50, p99 });
   const tps = (run?: CeilingRun | null) => (run ? { tps: run.tps, clients: run.clients } : null);
-  const summary = {
-    customers: o.customers,
-    bookingsPerSecond,
-    stepsMs: { hold: p50p99(latencyMs.hold), pay: p50p99(latencyMs.pay) },
-    transactionsPerBooking: per(transactions),
-    statementsPerBooking: per(m.wire.statements),
-    roundTripsPerBooking: per(m.wire.roundTrips),
-    minimalCeiling: tps(ceiling?.minimal),
-    ownSqlCeiling: tps(ceiling?.ownSql),
-    vsMinimal: ratio(bookingsPerSecond, ceiling?.minimal?.tps),
-    vsOwnSql: ratio(bookingsPerSecond, ceiling?.ownSql?.tps),
-    ledgerClean,
-  };
-  return { summary, latencyMs, bookings, transactions, per };
-}
-
-export function flowReport(
-  o: Options,
-  m: Measurement,
-  checks: Checks,
-  ceiling: FlowCeilings | null,
-) {
   const ledgerClean = checks.ledger.violations.length === 0;
-  const { summary, latencyMs, bookings, transactions, per } = summarize(o, m, ledgerClean, ceiling);
   const { cycles, found } = invariants(m, checks);
   return {
     benchmark: 'flow',
     ok: found.length === 0 && ledgerClean,
-    summary,
+    summary: {
+      customers: o.customers,
+      bookingsPerSecond,
+      stepsMs: { hold: p50p99(latencyMs.hold), pay: p50p99(latencyMs.pay) },
+      transactionsPerBooking: per(transactions),
+      statementsPerBooking: per(m.wire.statements),
+      roundTripsPerBooking: per(m.wire.roundTrips),
+      minimalCeiling: tps(ceiling?.minimal),
+      ownSqlCeiling: tps(ceiling?.ownSql),
+      vsMinimal: ratio(bookingsPerSecond, ceiling?.minimal?.tps),
+      vsOwnSql: ratio(bookingsPerSecond, ceiling?.ownSql?.tps),
+      ledgerClean,
+    },
     durationSeconds: o.duration,
     warmupSeconds: o.warmup,
     latencyMs,
     errors: m.measured.errors,
     warmup: { cycles: m.warmup.cycles.length, errors: m.warmup.errors },
     postgres: { bookings, transactions, publishedAtApiExit: m.publishedAtApiExit, ...m.wire },
-    gatewayPerBooking: Object.fromEntries(
-      Object.entries(m.gateway).map(([what, n]) => [what, per(n)]),
-    ),
+    gatewayPerBooking: Object.fromEntries(Object.entries(m.gateway).map(([k, n]) => [k, per(n)])),
     cpu: m.cpu,
     ceilings: ceiling,
     ledger: { ...checks.ledger, violations: checks.ledger.violations.slice(0, 20), cycles },
@@ -116,14 +107,14 @@ export function printFlowReport(r: ReturnType<typeof flowReport>, json: boolean)
     c && `${fmt(c.tps, 1)}/s @${c.clients}`;
   const cores = Object.entries(r.cpu.groups).sort((a, b) => (b[1].cores ?? 0) - (a[1].cores ?? 0));
   const machine = `${r.cpu.otherCores} / ${r.cpu.machineCores} of ${cpus().length}`;
-  const rows: TableRow[] = [
+  const rows = [
     row('bookings/s vs minimal SQL', s.bookingsPerSecond, at(s.minimalCeiling), s.vsMinimal),
     row('bookings/s vs own-SQL replay', s.bookingsPerSecond, at(s.ownSqlCeiling), s.vsOwnSql),
     row('hold p50 / p99 ms', ms(s.stepsMs.hold)),
     row('pay p50 / p99 ms', ms(s.stepsMs.pay)),
     row('errors by step and status', Object.entries(r.errors).join('; ') || 'none'),
     row('invariant violations', r.invariantViolations.length, null, null, '0'),
-    row('-', null),
+    RULE,
     row('PG transactions per booking', s.transactionsPerBooking, 'minimal: 4'),
     row('PG statements per booking (wire)', s.statementsPerBooking, 'minimal: 4'),
     row('PG round trips per booking (wire)', s.roundTripsPerBooking, 'minimal: 4'),
@@ -131,10 +122,10 @@ export function printFlowReport(r: ReturnType<typeof flowReport>, json: boolean)
       'gateway intents / POSTs / webhooks per booking',
       Object.values(r.gatewayPerBooking).join(' / '),
     ),
-    row('-', null),
+    RULE,
     ...cores.map(([name, group]) => row(`CPU: ${name}`, `${fmt(group.cores, 2)} cores`)),
     row('CPU: other processes / whole machine', machine),
-    row('-', null),
+    RULE,
     row('check:ledger', s.ledgerClean ? 'clean' : 'VIOLATIONS', null, null, 'clean'),
   ];
   const notes = [

@@ -1,16 +1,10 @@
 /*
- * Payment flow: complete bookings per second, hold → pay → confirmed, one loop per customer.
- *
- *   npm run bench:flow -- [--customers 64] [--duration 20] [--warmup 3] [--json] [--no-pgbench]
- *
- * The built gateway simulator and API run as children on fresh databases of their own, the API
- * behind a PgCountingProxy. Each customer loops POST /bookings → POST /bookings/{id}/payments on
- * its own connection; a 201 that says anything but held, then captured + confirmed, is an invariant
- * violation. Reported: bookings/s, p50/p99 per step, errors by step and status, PostgreSQL
- * transactions (pg_stat_database), statements and round trips (on the wire) and gateway calls per
- * booking, the CPU split; check:ledger must be clean and match the cycles, else exit 1. Ceilings
- * (pgbench, the API stopped): the minimal durable SQL of a booking, and a replay of the API's own
- * SQL. Uses DATABASE_URL's server and REDIS_URL, both on this machine. More: docs/benchmarks.md.
+ * Payment flow: complete bookings per second, each customer looping hold → pay → confirmed on its
+ * own connection, against the built API (behind a PgCountingProxy) and gateway simulator on fresh
+ * databases. A 201 that says anything but held, then captured + confirmed, is a violation;
+ * check:ledger must be clean and match the cycles, else exit 1. Ceilings (pgbench, the API
+ * stopped): the minimal durable SQL of a booking, and a replay of the API's own SQL. Uses
+ * DATABASE_URL's server and REDIS_URL, both on this machine. More: docs/benchmarks.md.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -20,12 +14,17 @@ import * as pg from '../support/bench/bench-postgres';
 import { BenchRun } from '../support/bench/bench-run';
 import * as proc from '../support/bench/child-processes';
 import * as cli from '../support/bench/cli';
-import { flowCeilings } from './flow-ceilings';
+import { MINIMAL_FLOW_SCRIPT } from '../support/bench/minimal-sql';
+import { round } from '../support/bench/stats';
 import { setUpLoad } from './flow-load';
 import { measure, startStack } from './flow-measure';
-import { type Checks, flowReport, printFlowReport } from './flow-report';
+import { type CeilingRun, flowReport, printFlowReport } from './flow-report';
+import { FLOW_PRICE_CENTS, OWN_SQL_FLOW_SCRIPT, ownSqlFlowVariables } from './own-sql-flow';
+import { type CycleRun, pgbenchClients, pgbenchCycles } from './pgbench-cycles';
 
 const LEDGER_CHECK = resolve(proc.ROOT, 'dist/apps/api/apps/api/src/ledger/ledger-check.js');
+/** Seats per second of a pgbench run: far above 2 cores. */
+const PGBENCH_SEATS_PER_SECOND = 6_000;
 const bench = new BenchRun('flow');
 
 const USAGE = `Usage: npm run bench:flow -- [--customers N] [--duration S] [--warmup S] [--json] [--no-pgbench]
@@ -53,6 +52,57 @@ function readOptions() {
   };
 }
 
+/** One pgbench run: every cycle it counted must be a confirmed booking, a booked seat, a capture. */
+async function ceilingRun(run: Omit<CycleRun, 'seatsPerSecond' | 'priceCents'>) {
+  const { result, eventId } = await pgbenchCycles(bench.children, {
+    ...run,
+    seatsPerSecond: PGBENCH_SEATS_PER_SECOND,
+    priceCents: FLOW_PRICE_CENTS,
+  });
+  const cycles = result.processed ?? 0;
+  const written = await pg.withClient(run.url, async (client) => {
+    const { rows } = await client.query(
+      `SELECT (SELECT count(*) FROM bookings WHERE event_id = $1 AND status = 'confirmed')::int
+                AS confirmed,
+              (SELECT count(*) FROM seats WHERE event_id = $1 AND status = 'booked')::int AS booked,
+              (SELECT count(*) FROM payments p JOIN bookings b ON b.id = p.booking_id
+                WHERE b.event_id = $1 AND p.status = 'captured')::int AS captured`,
+      [eventId],
+    );
+    return rows[0] as Record<string, number>;
+  });
+  if (Object.values(written).some((n) => n !== cycles)) {
+    throw new cli.BenchError(`${cycles} cycles but ${JSON.stringify(written)} in the database`);
+  }
+  return { tps: round(result.tps, 1) ?? 0, clients: run.clients, cycles };
+}
+
+/** The minimal SQL at the load's clients and at 10, the own-SQL replay; a failed run noted. */
+async function flowCeilings(url: string, o: Options, anomalies: string[]) {
+  const clients = await pgbenchClients(o.customers);
+  if (clients < o.customers) anomalies.push(`pgbench ran ${clients} clients only`);
+  const seconds = Math.max(1, Math.round(o.duration));
+  const attempt = (label: string, run: Omit<CycleRun, 'seatsPerSecond' | 'priceCents'>) => {
+    bench.log(`pgbench: ${label}, ${seconds} s`);
+    return ceilingRun(run).catch((error: Error) => {
+      anomalies.push(`pgbench ${label}: ${error.message}`);
+      return null;
+    });
+  };
+  const minimalRuns: CeilingRun[] = [];
+  for (const [i, n] of [...new Set([clients, 10])].entries()) {
+    const run = { url, script: MINIMAL_FLOW_SCRIPT, clients: n, seconds, run: i + 1 };
+    const done = await attempt(`minimal SQL, ${n} clients`, run);
+    if (done) minimalRuns.push(done);
+  }
+  const ownSql = await attempt(`own-SQL replay, ${clients} clients`, {
+    ...{ url, script: OWN_SQL_FLOW_SCRIPT, clients, seconds, run: 9 },
+    vars: ownSqlFlowVariables(),
+  });
+  const minimal = [...minimalRuns].sort((a, b) => b.tps - a.tps)[0] ?? null;
+  return { minimal, minimalRuns, ownSql };
+}
+
 async function run(options: Options, check: typeof checkLedger, redisUrl: string) {
   const stack = await startStack(bench, redisUrl);
   const load = await setUpLoad(stack.api.url, bench.adminToken, options, bench.log);
@@ -64,11 +114,9 @@ async function run(options: Options, check: typeof checkLedger, redisUrl: string
     'check:ledger',
   );
   await bench.children.stop(stack.gateway);
-  const checks: Checks = { ledger, anomalies: [] };
-  const ceiling = options.pgbench
-    ? await flowCeilings(bench.children, stack.apiDbUrl, options, checks.anomalies, bench.log)
-    : null;
-  return flowReport(options, m, checks, ceiling);
+  const anomalies: string[] = [];
+  const ceiling = options.pgbench ? await flowCeilings(stack.apiDbUrl, options, anomalies) : null;
+  return flowReport(options, m, { ledger, anomalies }, ceiling);
 }
 
 async function main(): Promise<number> {

@@ -2,11 +2,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { CYCLE_VARIABLES } from '../support/bench/minimal-sql';
 
 /*
- * The flow as the API sends it (one booking: the hold, the payment's start, the fenced confirm with
- * the authorization, the capture with the stored answer; the gateway's webhooks for our own capture
- * cost no statement), statement for statement: the "own-SQL replay" ceiling of flow.bench.ts, kept
- * beside the physical limit (MINIMAL_FLOW_SCRIPT) so a reader sees both. It changes whenever the
- * app's flow SQL changes (test/statement-count.e2e-spec.ts names the statements on the wire).
+ * The flow as the API sends it, statement for statement (the hold, the payment's start, the fenced
+ * confirm with the authorization, the capture with the stored answer; our own capture's webhooks
+ * cost none): flow.bench.ts's "own-SQL replay", beside the physical limit (MINIMAL_FLOW_SCRIPT).
+ * It changes whenever the app's flow SQL changes (test/statement-count.e2e-spec.ts).
  */
 /** What the flow benchmark's seats cost and its customers pay with, replayed here alike. */
 export const FLOW_PRICE_CENTS = 4_200;
@@ -42,30 +41,15 @@ SELECT seatlock_payment_row(p) AS row, (SELECT bool_or(done) FROM a) AS answered
 
 /** The -D variables of the replay: bodies and texts of the sizes the app writes. */
 export function ownSqlFlowVariables(): Record<string, string> {
-  const now = new Date().toISOString();
-  const token = '1795372520742939';
+  const [now, amountCents, currency] = [new Date().toISOString(), FLOW_PRICE_CENTS, 'EUR'];
   const booking = {
-    id: randomUUID(),
-    seats: ['A1'],
-    status: 'held',
-    eventId: randomUUID(),
-    currency: 'EUR',
-    createdAt: now,
-    expiresAt: now,
-    amountCents: FLOW_PRICE_CENTS,
-    fencingToken: token,
+    ...{ id: randomUUID(), seats: ['A1'], status: 'held', eventId: randomUUID(), currency },
+    ...{ createdAt: now, expiresAt: now, amountCents, fencingToken: '1795372520742939' },
   };
   const payment = {
-    id: randomUUID(),
-    bookingId: booking.id,
-    status: 'captured',
-    amountCents: FLOW_PRICE_CENTS,
-    refundedCents: 0,
-    currency: 'EUR',
-    paymentMethod: FLOW_PAYMENT_METHOD,
-    gatewayIntentId: 'pi_YXD2B0uySjbFhkEFkvNvuvJS',
-    failureCode: null,
-    failureMessage: null,
+    ...{ id: randomUUID(), bookingId: booking.id, status: 'captured', amountCents },
+    ...{ refundedCents: 0, currency, paymentMethod: FLOW_PAYMENT_METHOD },
+    ...{ gatewayIntentId: 'pi_YXD2B0uySjbFhkEFkvNvuvJS', failureCode: null, failureMessage: null },
     createdAt: now,
   };
   return {

@@ -1,14 +1,10 @@
 import { CYCLE_VARIABLES, HOLD_TTL_SECONDS } from '../support/bench/minimal-sql';
 
 /*
- * Today's hold as the API sends it: one call of seatlock_hold
- * (apps/api/src/database/functions/40-seatlock_hold.function.sql), which locks the requested seats,
- * expires their lapsed holds, checks them free and older than the token, and writes seats, booking,
- * timeline and outbox row (test/statement-count.e2e-spec.ts counts it on the wire). The
- * per-customer cap and the orphan rule are left off here (their arguments' defaults), as on an
- * event without them. This is OUR design replayed, kept beside the physical limit (minimal-sql.ts)
- * so a reader sees what our function costs beyond the one-statement CTE; it changes whenever the
- * app's hold SQL changes.
+ * Today's hold as the API sends it: one call of seatlock_hold (40-seatlock_hold.function.sql;
+ * test/statement-count.e2e-spec.ts counts it on the wire), without the per-customer cap and the
+ * orphan rule, as on an event without them. OUR design replayed beside the physical limit
+ * (minimal-sql.ts): it changes whenever the app's hold SQL changes.
  */
 
 /** The price of the seats the hold ceilings prepare, which the replay passes as the amount. */

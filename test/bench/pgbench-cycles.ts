@@ -1,10 +1,5 @@
 import type { ChildProcesses } from '../support/bench/child-processes';
-import {
-  availableConnections,
-  type PgbenchResult,
-  preparePgbench,
-  runPgbench,
-} from '../support/bench/bench-postgres';
+import * as pg from '../support/bench/bench-postgres';
 
 /*
  * The pgbench ceilings of the hold and flow benchmarks: a script that takes one seat per cycle
@@ -13,7 +8,7 @@ import {
 
 /** `wanted` clients, or fewer when a shared server has not that many connections to spare. */
 export async function pgbenchClients(wanted: number): Promise<number> {
-  return Math.max(1, Math.min(wanted, (await availableConnections()) - 5));
+  return Math.max(1, Math.min(wanted, (await pg.availableConnections()) - 5));
 }
 
 export interface CycleRun {
@@ -29,21 +24,13 @@ export interface CycleRun {
 }
 
 /** Runs `o.script`; answers pgbench's figures and the event it booked seats of. */
-export async function pgbenchCycles(
-  children: ChildProcesses,
-  o: CycleRun,
-): Promise<{ result: PgbenchResult; eventId: string }> {
-  const k = Math.ceil((o.seatsPerSecond * o.seconds) / o.clients) + 100;
-  const eventId = await preparePgbench(o.url, {
-    seats: o.clients * k,
-    customers: o.clients,
-    priceCents: o.priceCents,
-  });
-  const vars = {
-    ...{ ev: eventId, k, seq: 0, runbase: o.run * 100_000_000, fencebase: '1000000000000000' },
-    ...o.vars,
-  };
+export async function pgbenchCycles(children: ChildProcesses, o: CycleRun) {
   const { url, script, clients, seconds } = o;
-  const result = await runPgbench(children, { url, script, clients, seconds, vars });
+  const k = Math.ceil((o.seatsPerSecond * seconds) / clients) + 100;
+  const seats = { seats: clients * k, customers: clients, priceCents: o.priceCents };
+  const eventId = await pg.preparePgbench(url, seats);
+  const [runbase, fencebase] = [o.run * 100_000_000, '1000000000000000'];
+  const vars = { ev: eventId, k, seq: 0, runbase, fencebase, ...o.vars };
+  const result = await pg.runPgbench(children, { url, script, clients, seconds, vars });
   return { result, eventId };
 }

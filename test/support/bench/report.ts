@@ -3,12 +3,32 @@
  * goal; lines; notes), then the JSON line.
  */
 
+type Cell = string | number | null | undefined;
+
 export interface TableRow {
   figure: string;
-  measured?: string | number | null;
-  ceiling?: string | number | null;
+  measured?: Cell;
+  ceiling?: Cell;
   ratio?: number | null;
   goal?: string;
+}
+
+/** A row from its cells in the table's order; a figure of '-' is a rule. */
+export function row(
+  figure: string,
+  measured?: Cell,
+  ceiling?: Cell,
+  ratio?: number | null,
+  goal?: string,
+): TableRow {
+  return { figure, measured, ceiling, ratio, goal };
+}
+
+export const RULE: TableRow = { figure: '-' };
+
+/** The notes whose condition held (a falsy entry is no note). */
+export function present(notes: readonly (string | false | null | undefined)[]): string[] {
+  return notes.filter((note): note is string => typeof note === 'string');
 }
 
 /** 12345.6 → "12,346"; null → "-". */
@@ -20,14 +40,16 @@ export function fmt(value: number | null | undefined, digits = 0): string {
   });
 }
 
+const text = (cell: Cell): string => (cell === undefined || cell === null ? '' : String(cell));
+
 /** The rows as a fixed-width table; a row whose figure is '-' is a rule. */
 export function renderTable(rows: readonly TableRow[]): string {
-  const cells = rows.map((row) => [
-    row.figure,
-    row.measured === undefined || row.measured === null ? '' : String(row.measured),
-    row.ceiling === undefined || row.ceiling === null ? '' : String(row.ceiling),
-    row.ratio === undefined || row.ratio === null ? '' : `${row.ratio.toFixed(2)}x`,
-    row.goal ?? '',
+  const cells = rows.map((r) => [
+    r.figure,
+    text(r.measured),
+    text(r.ceiling),
+    r.ratio === undefined || r.ratio === null ? '' : `${r.ratio.toFixed(2)}x`,
+    r.goal ?? '',
   ]);
   const header = ['figure', 'measured', 'ceiling (same run)', 'ratio', 'goal'];
   const widths = header.map((title, i) =>
@@ -38,19 +60,13 @@ export function renderTable(rows: readonly TableRow[]): string {
       .join('  ')
       .trimEnd();
   const rule = '-'.repeat(widths.reduce((sum, w) => sum + w + 2, 0));
-  return [
-    rule,
-    line(header),
-    rule,
-    ...cells.map((c) => (c[0] === '-' ? rule : line(c))),
-    rule,
-  ].join('\n');
+  const body = cells.map((c) => (c[0] === '-' ? rule : line(c)));
+  return [rule, line(header), rule, ...body, rule].join('\n');
 }
 
 export interface ReportSection {
   /** A heading, printed after an empty line. */
   title?: string;
-  /** The table: figure, measured, ceiling, ratio, goal; a row whose figure is '-' is a rule. */
   rows?: readonly TableRow[];
   /** Lines printed as they are, after the table. */
   lines?: readonly string[];
@@ -70,10 +86,7 @@ export function renderReport(sections: ReportSection | readonly ReportSection[])
   return out.join('\n');
 }
 
-/**
- * Prints the report on stdout; with `json` (pass it only when --json was given) one JSON object
- * as the last line, as every benchmark's --json promises.
- */
+/** Prints the report; with `json` (only when --json was given) one JSON object as the last line. */
 export function printReport(
   sections: ReportSection | readonly ReportSection[],
   json?: unknown,
