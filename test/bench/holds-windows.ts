@@ -72,7 +72,8 @@ export function startApi(
     database: extra.databaseUrl ?? o.databaseUrl,
     redis: o.redisUrl,
     adminToken: o.adminToken,
-    env: { HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS) },
+    // 64 customers hold thousands of seats of one event: the per-customer cap (20) would refuse them.
+    env: { HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS), MAX_SEATS_PER_CUSTOMER_PER_EVENT: '10000' },
     nodeOptions: extra.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${extra.profileDir}`] : [],
   });
 }
