@@ -102,7 +102,10 @@ export class EnvironmentVariables {
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   LOG_LEVEL = 'info';
 
-  /** How often the sweeper looks for holds past their TTL. */
+  /**
+   * The least time between two sweeps: the sweeper runs when the next hold lapses, batching the
+   * lapses of this interval (it also looks once a minute for holds a crashed instance left).
+   */
   @IsInt()
   @Min(100)
   @Max(3_600_000)
@@ -253,17 +256,24 @@ export class EnvironmentVariables {
   @Max(120_000)
   GATEWAY_TIMEOUT_MS = 10_000;
 
-  /** How often the reconciler finishes payments a crash or a gateway outage left half-done. */
+  /**
+   * The least time between two reconciler runs: it runs when a payment step left undone is past its
+   * grace (and once a minute for payments a crashed instance left).
+   */
   @IsInt()
   @Min(100)
   @Max(3_600_000)
   RECONCILE_INTERVAL_MS = 5000;
 
-  /** How often the outbox dispatcher looks for due messages besides being woken by NOTIFY. */
+  /**
+   * The longest the outbox dispatcher and delivery worker sleep with nothing known to be due: they
+   * are woken by commits (NOTIFY) and by their next retry, so this only bounds how long work a
+   * crashed instance left waits.
+   */
   @IsInt()
   @Min(50)
   @Max(3_600_000)
-  NOTIFY_POLL_MS = 1000;
+  NOTIFY_POLL_MS = 30_000;
 
   /** First retry delay of a failed dispatch; doubles per attempt (with jitter). */
   @IsInt()

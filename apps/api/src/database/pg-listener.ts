@@ -6,7 +6,7 @@ const RECONNECT_DELAY_MS = 1000;
 /**
  * A dedicated PostgreSQL connection that LISTENs on one channel (a pooled connection cannot: LISTEN
  * belongs to the session), so background work is woken by the commits that make it, not by polling.
- * It reconnects after any failure and calls `onWake` after each (re)connect too, since
+ * It reconnects after any failure and calls `onWake` on each loss and (re)connect too, since
  * notifications sent while it was away are lost; `listening` says whether it is connected now (the
  * owner polls while it is not).
  */
@@ -62,6 +62,8 @@ export class PgListener {
         `LISTEN ${this.channel} connection lost; polling until it is back`,
       );
       this.timer = setTimeout(() => void this.connect(), RECONNECT_DELAY_MS);
+      // The owner's next round sees `listening` false and plans its poll.
+      this.onWake();
     };
     client.on('error', reconnect);
     client.on('end', () => reconnect());

@@ -14,6 +14,7 @@ import { EventKeys1764900000000 } from './migrations/1764900000000-event-keys';
 import { ConfirmNeedsPending1765000000000 } from './migrations/1765000000000-confirm-needs-pending';
 import { SchemaFunctions1765100000000 } from './migrations/1765100000000-schema-functions';
 import { KeptSectionCounts1765200000000 } from './migrations/1765200000000-kept-section-counts';
+import { PaymentsPendingIndex1765300000000 } from './migrations/1765300000000-payments-pending-index';
 
 export interface DatabaseSettings {
   url: string;
@@ -45,6 +46,7 @@ export function typeormOptions(settings: DatabaseSettings): DataSourceOptions {
       ConfirmNeedsPending1765000000000,
       SchemaFunctions1765100000000,
       KeptSectionCounts1765200000000,
+      PaymentsPendingIndex1765300000000,
     ],
     // Never TypeORM's own run: it knows nothing of the function files (migrateDatabase does both).
     migrationsRun: false,

@@ -60,7 +60,7 @@ describe('IntervalJob', () => {
     expect(lock.usingOrAlone).toHaveBeenCalledWith(
       'job:test',
       { ttlMs: 5000 },
-      run,
+      expect.any(Function),
       expect.any(Function),
     );
   });
@@ -72,7 +72,7 @@ describe('IntervalJob', () => {
     expect(await makeJob(fakeLock(), { run }).runNow()).toBe(7);
   });
 
-  it('skips ticks while the previous run is still going', async () => {
+  it('never re-enters a run; the next one comes an interval after the last began', async () => {
     const gate = deferred();
     const run = jest.fn(async () => {
       await gate.promise;
@@ -84,11 +84,76 @@ describe('IntervalJob', () => {
     await jest.advanceTimersByTimeAsync(3500);
     expect(run).toHaveBeenCalledTimes(1);
     expect(await subject.runNow()).toBeNull();
+    subject.wakeAt(Date.now());
+    await jest.advanceTimersByTimeAsync(100);
     expect(run).toHaveBeenCalledTimes(1);
 
     gate.resolve();
-    await jest.advanceTimersByTimeAsync(500);
+    // The wake that came during the run is not lost: it runs as soon as the run is over.
+    await jest.advanceTimersByTimeAsync(0);
     expect(run).toHaveBeenCalledTimes(2);
+  });
+
+  it('sleeps until the next work is due, no sooner than the interval, no longer than maxWaitMs', async () => {
+    const dues: (number | null)[] = [];
+    const nextDueAt = jest.fn(() => Promise.resolve(dues.shift() ?? null));
+    const run = jest.fn(() => Promise.resolve(1));
+    const subject = makeJob(fakeLock(), { run, nextDueAt, maxWaitMs: 60_000 });
+    const t0 = Date.now();
+    dues.push(t0 + 5000);
+    subject.start();
+
+    await jest.advanceTimersByTimeAsync(4999);
+    expect(run).not.toHaveBeenCalled();
+    dues.push(t0 + 5200); // due 200 ms after the run: waits the 1,000 ms interval
+    await jest.advanceTimersByTimeAsync(1);
+    expect(run).toHaveBeenCalledTimes(1);
+    await jest.advanceTimersByTimeAsync(999);
+    expect(run).toHaveBeenCalledTimes(1);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(run).toHaveBeenCalledTimes(2);
+
+    // Nothing due: one safety run after maxWaitMs, none in between.
+    await jest.advanceTimersByTimeAsync(59_999);
+    expect(run).toHaveBeenCalledTimes(2);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(run).toHaveBeenCalledTimes(3);
+  });
+
+  it('runs when work this instance made falls due (wakeAt), the earliest wake winning', async () => {
+    const run = jest.fn(() => Promise.resolve(1));
+    const subject = makeJob(fakeLock(), {
+      run,
+      nextDueAt: () => Promise.resolve(null),
+      maxWaitMs: 60_000,
+    });
+    subject.start();
+    await jest.advanceTimersByTimeAsync(0);
+    const now = Date.now();
+    subject.wakeAt(now + 3000);
+    subject.wakeAt(now + 2000);
+    subject.wakeAt(now + 9000);
+    await jest.advanceTimersByTimeAsync(1999);
+    expect(run).not.toHaveBeenCalled();
+    await jest.advanceTimersByTimeAsync(1);
+    expect(run).toHaveBeenCalledTimes(1);
+    await jest.advanceTimersByTimeAsync(20_000);
+    expect(run).toHaveBeenCalledTimes(1);
+  });
+
+  it('leaves the planning to the instance that holds the lease', async () => {
+    const nextDueAt = jest.fn(() => Promise.resolve(Date.now()));
+    const subject = makeJob(fakeLock(true), {
+      run: () => Promise.resolve(1),
+      nextDueAt,
+      maxWaitMs: 10_000,
+    });
+    subject.start();
+    await jest.advanceTimersByTimeAsync(1000);
+    const asked = nextDueAt.mock.calls.length;
+    expect(await subject.runNow()).toBeNull();
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(nextDueAt).toHaveBeenCalledTimes(asked);
   });
 
   it('logs a failure with the job name and runs again on the next tick', async () => {
@@ -100,7 +165,7 @@ describe('IntervalJob', () => {
     await jest.advanceTimersByTimeAsync(1000);
     expect(logger.error).toHaveBeenCalledWith(
       { err: error, job: 'Test job' },
-      'Test job failed; retrying next interval',
+      'Test job failed; retrying',
     );
     await jest.advanceTimersByTimeAsync(1000);
     expect(run).toHaveBeenCalledTimes(2);

@@ -197,6 +197,14 @@ export class BookingRepository {
     return row?.event_id ? { eventId: row.event_id, labels: row.seat_labels ?? [] } : null;
   }
 
+  /** When the next live hold lapses (epoch ms), null when none is held (bookings_held_expiry_idx). */
+  async nextLapse(): Promise<number | null> {
+    const [row] = await this.dataSource.query<{ at: Date | null }[]>(
+      `SELECT min(expires_at) AS at FROM bookings WHERE status = 'held'`,
+    );
+    return row?.at ? row.at.getTime() : null;
+  }
+
   /** Holds past their TTL, oldest first. */
   async lapsed(limit: number): Promise<string[]> {
     const rows = await this.dataSource.query<{ id: string }[]>(

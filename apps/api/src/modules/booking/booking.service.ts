@@ -40,6 +40,7 @@ export interface CancellationHandler {
 export class BookingService {
   private readonly logger = new Logger(BookingService.name);
   private readonly cancellationHandlers: CancellationHandler[] = [];
+  private readonly lapseListeners: ((at: number) => void)[] = [];
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -56,6 +57,34 @@ export class BookingService {
 
   /** Holds the named seats, or (with `quantity`) the best available ones, all or none. */
   async hold(customer: AuthenticatedCustomer, input: CreateBookingDto): Promise<BookingDto> {
+    const booking = await this.placeHold(customer, input);
+    this.lapsesAt(booking);
+    return booking;
+  }
+
+  /**
+   * Registers who is told when this instance made work for the sweeper (epoch ms): a hold it made or
+   * extended lapses then, or a seat-lock release Redis missed is to be retried.
+   */
+  onSweepDue(listener: (at: number) => void, retryAfterMs: number): void {
+    this.lapseListeners.push(listener);
+    this.holds.onUnreleased(() => listener(Date.now() + retryAfterMs));
+  }
+
+  /** When the next hold lapses (epoch ms), null when none is held. */
+  nextHoldLapse(): Promise<number | null> {
+    return this.bookings.nextLapse();
+  }
+
+  private lapsesAt(booking: BookingDto): void {
+    const at = booking.expiresAt ? Date.parse(booking.expiresAt) : NaN;
+    if (Number.isFinite(at)) for (const listener of this.lapseListeners) listener(at);
+  }
+
+  private async placeHold(
+    customer: AuthenticatedCustomer,
+    input: CreateBookingDto,
+  ): Promise<BookingDto> {
     const seatMap = await this.catalog.getSeatMap(input.eventId);
     const bookingId = randomUUID();
     const units = this.generalAdmission.section(seatMap, input.section);
@@ -97,6 +126,7 @@ export class BookingService {
       throw BookingError.cannotExtend(result.outcome);
     }
     this.notifications.committed();
+    this.lapsesAt(result.booking);
     await this.holds.extendLocks(result.booking);
     return result.booking;
   }
@@ -237,5 +267,10 @@ export class BookingService {
   /** Retries seat-lock releases Redis missed; answers how many are still pending. */
   retryUnreleasedLocks(): Promise<number> {
     return this.holds.retryUnreleasedLocks();
+  }
+
+  /** Whether seat-lock releases Redis missed are waiting for a retry. */
+  get unreleasedLocks(): number {
+    return this.holds.unreleasedCount;
   }
 }

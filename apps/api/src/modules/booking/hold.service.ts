@@ -40,6 +40,7 @@ export class HoldService {
   private readonly fallback: BulkheadPolicy;
   /** Seat locks whose release Redis did not take; retried by the sweeper so they do not block free seats. */
   private readonly unreleased = new Map<string, readonly string[]>();
+  private readonly retryListeners: (() => void)[] = [];
 
   constructor(
     private readonly bookings: BookingRepository,
@@ -171,9 +172,19 @@ export class HoldService {
       await this.lock.release({ keys, owner });
       this.unreleased.delete(owner);
     } catch (error) {
-      if (this.unreleased.size < MAX_UNRELEASED) this.unreleased.set(owner, keys);
+      this.keepForRetry(owner, keys);
       this.logger.debug({ err: error, bookingId: owner }, 'Seat locks not released; will retry');
     }
+  }
+
+  /** Registers who is told when a release Redis missed waits for `retryUnreleasedLocks`. */
+  onUnreleased(listener: () => void): void {
+    this.retryListeners.push(listener);
+  }
+
+  /** Releases Redis missed, waiting for `retryUnreleasedLocks`. */
+  get unreleasedCount(): number {
+    return this.unreleased.size;
   }
 
   /** Retries releases Redis missed; answers how many are still pending. */
@@ -193,7 +204,13 @@ export class HoldService {
     if (!(error instanceof LockUnavailableError)) throw error;
     this.metrics.fallbacks.inc({ reason: `redis_${error.reason}` });
     // A timed-out script may still run once Redis wakes; its keys must not outlive this request.
-    if (error.reason === 'timeout') this.unreleased.set(bookingId, keys);
+    if (error.reason === 'timeout') this.keepForRetry(bookingId, keys);
+  }
+
+  private keepForRetry(owner: string, keys: readonly string[]): void {
+    if (this.unreleased.size >= MAX_UNRELEASED) return;
+    this.unreleased.set(owner, keys);
+    for (const listener of this.retryListeners) listener();
   }
 
   /**

@@ -6,8 +6,8 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { Batcher } from '../../common/batching/batcher';
+import { WakeTimer } from '../../common/jobs/wake-timer';
 import { AppConfigService } from '../../config/app-config.service';
 import { PgListener } from '../../database/pg-listener';
 import {
@@ -28,13 +28,13 @@ import { retryDelayMs } from './retry-backoff';
 
 /** Sends in flight per instance: enough to hide a receiver's latency, few enough to be polite. */
 export const DELIVERY_CONCURRENCY = 64;
-const POLL = 'DeliveryWorker.poll';
 
 /**
  * Sends the notification_deliveries rows that channels (webhook, email) wrote during fan-out, on
  * every instance at once: PostgreSQL decides who sends what (claims with FOR UPDATE SKIP LOCKED and a
  * lease), so there is no lock on the hot path. Woken on commit of every fan-out that wrote deliveries
- * (NOTIFY, so every instance hears it) and by a poll for retries that came due. It claims only as
+ * (NOTIFY, so every instance hears it) and when the next retry or lapsed claim falls due (asked
+ * after each round; NOTIFY_POLL_MS at most, for what a crashed instance left). It claims only as
  * many rows as it has free send slots, so every claimed row is being sent and a lease only has to
  * outlive one send. Each attempt is recorded, those that finish together in one statement;
  * failures back off with jitter until the dead letter.
@@ -53,6 +53,7 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
   private readonly recording = new Set<Promise<void>>();
   private readonly attempts: Batcher<AttemptToRecord, RecordedAttempt | null>;
   private pumping: Promise<void> | null = null;
+  private readonly timer = new WakeTimer(() => this.wake());
   private again = false;
   /** The last claim filled every free slot: more may be due as soon as a slot frees up. */
   private backlog = false;
@@ -62,7 +63,6 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
     @Inject(OUTBOX_CHANNELS) channels: OutboxChannel[],
     private readonly metrics: NotificationMetrics,
     private readonly config: AppConfigService,
-    private readonly scheduler: SchedulerRegistry,
   ) {
     for (const channel of channels) if (channel.send) this.senders.set(channel.name, channel);
     this.attempts = new Batcher((items) =>
@@ -75,16 +75,12 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
     if (this.senders.size === 0) return;
     // The listener wakes us once connected, which also sends what piled up while no instance ran.
     this.listener.start();
-    this.scheduler.addInterval(
-      POLL,
-      setInterval(() => this.wake(), this.config.get('NOTIFY_POLL_MS')),
-    );
   }
 
   async onModuleDestroy(): Promise<void> {
     // Abort the sends in hand and hand their rows back (see deliver), before the DataSource closes.
     this.shutdown.abort();
-    if (this.scheduler.doesExist('interval', POLL)) this.scheduler.deleteInterval(POLL);
+    this.timer.cancel();
     await this.listener.stop();
     await this.idle();
     // Claimed but never started: due again at once for whoever runs.
@@ -132,6 +128,15 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
    * claim; in strides of a quarter of the slots at least, not one row per finished send.
    */
   private async pump(): Promise<void> {
+    await this.claimRounds();
+    if (this.backlog || this.shutdown.signal.aborted) return;
+    await this.timer.plan(
+      () => this.deliveries.nextDueAt([...this.senders.keys()]),
+      this.config.get('NOTIFY_POLL_MS'),
+    );
+  }
+
+  private async claimRounds(): Promise<void> {
     try {
       while (!this.shutdown.signal.aborted) {
         const wanted = 2 * DELIVERY_CONCURRENCY - this.inFlight.size - this.ready.length;
@@ -148,8 +153,8 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
         if (!this.backlog) return;
       }
     } catch (error) {
-      // The database is away; the poll tries again, and claims taken meanwhile run out.
-      this.logger.error({ err: error }, 'Delivery claim round failed; retrying on the next poll');
+      // The database is away; the next plan polls, and claims taken meanwhile run out.
+      this.logger.error({ err: error }, 'Delivery claim round failed; retrying');
     }
   }
 
@@ -205,13 +210,11 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
         await this.deliveries.release(delivery.id, claimToken);
         return;
       }
-      const recorded = await this.attempts.submit({
-        delivery,
-        claimToken,
-        outcome,
-        delayMs: retryDelayMs(delivery.attempts + 1, this.config.get('NOTIFY_RETRY_BASE_MS')),
-      });
+      const delayMs = retryDelayMs(delivery.attempts + 1, this.config.get('NOTIFY_RETRY_BASE_MS'));
+      const recorded = await this.attempts.submit({ delivery, claimToken, outcome, delayMs });
       if (!recorded) return;
+      // The retry is due then; nothing else would wake this instance for it.
+      if (recorded.status === 'pending') this.timer.at(Date.now() + delayMs);
       this.metrics.deliveryAttempts.inc({ channel: delivery.channel, outcome: recorded.status });
       const context = {
         deliveryId: delivery.id,

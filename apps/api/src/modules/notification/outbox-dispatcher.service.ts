@@ -7,10 +7,10 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
 import { LockProvider } from '@app/lock';
 import { IntervalJob } from '../../common/jobs/interval-job';
+import { WakeTimer } from '../../common/jobs/wake-timer';
 import { AppConfigService } from '../../config/app-config.service';
 import { inTransaction } from '../../database/in-transaction';
 import { PgListener } from '../../database/pg-listener';
@@ -22,14 +22,13 @@ import { retryDelayMs } from './retry-backoff';
 
 const MAINTENANCE_JOB_KEY = 'job:outbox-maintenance';
 const MAINTENANCE_INTERVAL_MS = 60_000;
-const POLL = 'OutboxDispatcher.poll';
-
 /**
  * Sends what the outbox holds, on every instance at once: PostgreSQL decides who sends what (claims
  * with FOR UPDATE SKIP LOCKED and a lease), so no lock is needed on the hot path. It wakes when a
  * statement of this instance that wrote outbox rows returned (NotificationService.committed), on a
- * NOTIFY sent after commit by other writers, and every NOTIFY_POLL_MS for retries and what other
- * instances wrote. A batch is fanned out to every channel in one statement that also marks it
+ * NOTIFY sent after commit by other writers, and when the next retry or lapsed claim falls due
+ * (asked after each round); with nothing due it sleeps NOTIFY_POLL_MS at most (what a crashed
+ * instance left). A batch is fanned out to every channel in one statement that also marks it
  * sent; a failed fan-out is retried with exponential backoff and jitter, then dead-lettered after
  * NOTIFY_MAX_ATTEMPTS.
  * Only the periodic clean-up runs on one instance at a time (the lock provider's job lease).
@@ -44,6 +43,7 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
   private again = false;
   private stopping = false;
   private readonly maintenance: IntervalJob<{ released: number; purged: number }>;
+  private readonly timer = new WakeTimer(() => this.wake());
 
   constructor(
     private readonly dataSource: DataSource,
@@ -52,7 +52,6 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
     private readonly metrics: NotificationMetrics,
     lock: LockProvider,
     private readonly config: AppConfigService,
-    private readonly scheduler: SchedulerRegistry,
     private readonly deliveryWorker: DeliveryWorkerService,
   ) {
     this.listener = new PgListener(config.get('DATABASE_URL'), OUTBOX_CHANNEL, () => this.wake());
@@ -67,14 +66,12 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
   onApplicationBootstrap(): void {
     // The listener wakes us once connected, which also sends what piled up while no instance ran.
     this.listener.start();
-    const poll = setInterval(() => this.wake(), this.config.get('NOTIFY_POLL_MS'));
-    this.scheduler.addInterval(POLL, poll);
     this.maintenance.start();
   }
 
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
-    if (this.scheduler.doesExist('interval', POLL)) this.scheduler.deleteInterval(POLL);
+    this.timer.cancel();
     this.maintenance.stop();
     await this.listener.stop();
     // Let the batch in hand finish before the DataSource closes; its claims would otherwise wait
@@ -120,10 +117,7 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
         }
       } catch (error) {
         // The database is away; the poll tries again, and claims taken meanwhile run out.
-        this.logger.error(
-          { err: error },
-          'Outbox dispatch round failed; retrying on the next poll',
-        );
+        this.logger.error({ err: error }, 'Outbox dispatch round failed; retrying');
       }
     };
     const start = (): void => {
@@ -135,6 +129,9 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
       start();
       while (loops.size > 0) await Promise.all(loops);
     } while (this.again && !this.stopping);
+    if (!this.stopping) {
+      await this.timer.plan(() => this.outbox.nextDueAt(), this.config.get('NOTIFY_POLL_MS'));
+    }
   }
 
   /**

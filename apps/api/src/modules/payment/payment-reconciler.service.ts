@@ -20,6 +20,9 @@ const ASYNC_STALE_MS = 60_000;
 
 const BATCH_SIZE = 50;
 
+/** Without a payment known to need it, the reconciler still looks this often (another instance's). */
+const LONGEST_SLEEP_MS = 60_000;
+
 /**
  * Finishes payments that a crash, a gateway outage or a lost lock left half-done (authorized but not
  * confirmed, confirmed but not captured, owed a void or a refund), and drops idempotency answers past
@@ -44,12 +47,20 @@ export class PaymentReconcilerService implements OnApplicationBootstrap, OnModul
     this.job = new IntervalJob(lock, this.logger, {
       name: 'Payment reconciliation',
       intervalMs,
+      maxWaitMs: LONGEST_SLEEP_MS,
+      nextDueAt: () => this.payments.nextDue(this.graceMs(), this.staleMs()),
       lease: { key: JOB_KEY, ttlMs: Math.max(intervalMs * 3, 10_000) },
       run: (signal) => this.runLeased(signal),
     });
   }
 
   onApplicationBootstrap(): void {
+    // A step this instance left undone is looked at once its grace is over, not on a poll.
+    this.workflow.onUnsettled((payment) =>
+      this.job.wakeAt(
+        Date.parse(payment.updated_at) + (payment.next_action ? this.graceMs() : this.staleMs()),
+      ),
+    );
     this.job.start();
   }
 
@@ -62,9 +73,17 @@ export class PaymentReconcilerService implements OnApplicationBootstrap, OnModul
     return this.job.runNow();
   }
 
+  /** A step younger than the gateway's whole budget may still be running in a request. */
+  private graceMs(): number {
+    return this.config.get('GATEWAY_TIMEOUT_MS') + 1000;
+  }
+
+  private staleMs(): number {
+    return Math.max(this.graceMs(), ASYNC_STALE_MS);
+  }
+
   private async runLeased(signal?: AbortSignal): Promise<number> {
-    // A step younger than the gateway's whole budget may still be running in a request.
-    const graceMs = this.config.get('GATEWAY_TIMEOUT_MS') + 1000;
+    const graceMs = this.graceMs();
     const finished = await this.reconcile(graceMs, signal);
     await this.idempotency.purgeExpired();
     return finished;
@@ -76,7 +95,7 @@ export class PaymentReconcilerService implements OnApplicationBootstrap, OnModul
    */
   private async reconcile(graceMs: number, signal?: AbortSignal): Promise<number> {
     const due = await this.payments.due(graceMs, BATCH_SIZE);
-    due.push(...(await this.askAboutPending(Math.max(graceMs, ASYNC_STALE_MS), signal)));
+    due.push(...(await this.askAboutPending(this.staleMs(), signal)));
     let finished = 0;
     for (const payment of due) {
       if (!payment.next_action) continue;

@@ -58,6 +58,7 @@ export function declinedFact(row: PaymentRow, code: string, reason: string): Boo
 @Injectable()
 export class PaymentWorkflowService {
   private readonly logger = new Logger(PaymentWorkflowService.name);
+  private readonly unsettledListeners: ((payment: PaymentRow) => void)[] = [];
 
   constructor(
     private readonly payments: PaymentRepository,
@@ -136,9 +137,25 @@ export class PaymentWorkflowService {
   ): Promise<PaymentRow | null> {
     const done = await this.payments.step(payment, changes, also);
     if (!done) return null;
+    if (done.payment.next_action !== null || done.payment.status === 'pending') {
+      this.unsettled(done.payment);
+    }
     if (also.fact) this.notifications.committed();
     if (also.answer && done.answered) also.answer.request.answered = true;
     return done.payment;
+  }
+
+  /** Registers who is told when a payment may be left unsettled (the reconciler's wake). */
+  onUnsettled(listener: (payment: PaymentRow) => void): void {
+    this.unsettledListeners.push(listener);
+  }
+
+  /**
+   * A payment was started or stepped and is not settled yet: if its request does not finish it
+   * (a crash of the gateway call, a lost lock), the reconciler looks once its grace is over.
+   */
+  unsettled(payment: PaymentRow): void {
+    for (const listener of this.unsettledListeners) listener(payment);
   }
 
   /**
@@ -155,6 +172,7 @@ export class PaymentWorkflowService {
 
   /** Finishes a payment's owed steps now, under its lock; what fails is the reconciler's. */
   async settleNow(payment: PaymentRow): Promise<void> {
+    this.unsettled(payment);
     try {
       await this.takeOver(payment);
     } catch (error) {

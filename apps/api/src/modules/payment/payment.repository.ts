@@ -310,6 +310,24 @@ export class PaymentRepository {
     return rows.map((r) => r.row);
   }
 
+  /**
+   * When the reconciler is next needed (epoch ms): the oldest step left undone, `graceMs` after it
+   * was last touched, or the oldest unsettled asynchronous authorization, `staleMs` after; null when
+   * neither exists. Both read a partial index.
+   */
+  async nextDue(graceMs: number, staleMs: number): Promise<number | null> {
+    const [row] = await this.dataSource.query<{ at: Date | null }[]>(
+      `SELECT least(
+         (SELECT min(updated_at) FROM payments WHERE next_action IS NOT NULL)
+           + $1 * interval '1 millisecond',
+         (SELECT min(updated_at) FROM payments
+           WHERE status = 'pending' AND next_action IS NULL AND gateway_intent_id IS NOT NULL)
+           + $2 * interval '1 millisecond') AS at`,
+      [graceMs, staleMs],
+    );
+    return row?.at ? row.at.getTime() : null;
+  }
+
   /** Asynchronous authorizations the gateway has not settled for `olderThanMs`. */
   async stalePending(olderThanMs: number, limit: number): Promise<PaymentRow[]> {
     const rows = await this.dataSource.query<{ row: PaymentRow }[]>(

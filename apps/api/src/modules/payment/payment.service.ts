@@ -75,6 +75,7 @@ export class PaymentService implements OnModuleInit {
     request.markClaimed();
     if (started.kind === 'not_found') throw BookingError.notFound(bookingId);
     if (started.kind === 'not_payable') throw BookingError.notPayable(started.bookingStatus);
+    this.workflow.unsettled(started.payment);
 
     const settled = await this.workflow.underLock(bookingId, async (signal) => {
       try {
