@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createEvent, registerCustomers } from './support/fixtures';
+import { freshDatabase } from './support/global-setup';
 import { PgCountingProxy } from './support/pg-counting-proxy';
 import { TestApp } from './support/test-app';
 import { testDatabaseUrl } from './support/test-env';
@@ -13,14 +14,19 @@ describe('background work at idle', () => {
   let proxy: PgCountingProxy;
   let api: TestApp;
   const statementsSince = (from: number) => proxy.statementLog(from);
+  // A database of its own: what earlier test files left (retries, unsettled payments) is real
+  // work, due at its own times.
+  const database = new URL(testDatabaseUrl());
+  database.pathname = `${database.pathname}_idle`;
 
   beforeAll(async () => {
+    await freshDatabase(database.toString());
     const url = new URL(testDatabaseUrl());
     proxy = await PgCountingProxy.start(url.hostname, Number(url.port || 5432), {
       logStatements: true,
     });
     api = await TestApp.start({
-      DATABASE_URL: proxy.urlFor(testDatabaseUrl()),
+      DATABASE_URL: proxy.urlFor(database.toString()),
       HOLD_TTL_SECONDS: '2',
       SWEEP_INTERVAL_MS: '1000',
       RECONCILE_INTERVAL_MS: '5000',

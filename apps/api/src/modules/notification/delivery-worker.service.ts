@@ -33,8 +33,8 @@ export const DELIVERY_CONCURRENCY = 64;
  * Sends the notification_deliveries rows that channels (webhook, email) wrote during fan-out, on
  * every instance at once: PostgreSQL decides who sends what (claims with FOR UPDATE SKIP LOCKED and a
  * lease), so there is no lock on the hot path. Woken on commit of every fan-out that wrote deliveries
- * (NOTIFY, so every instance hears it) and when the next retry or lapsed claim falls due (asked
- * after each round; NOTIFY_POLL_MS at most, for what a crashed instance left). It claims only as
+ * (NOTIFY, so every instance hears it) and when a retry it recorded falls due (NOTIFY_POLL_MS at
+ * most, for what a crashed instance left). It claims only as
  * many rows as it has free send slots, so every claimed row is being sent and a lease only has to
  * outlive one send. Each attempt is recorded, those that finish together in one statement;
  * failures back off with jitter until the dead letter.
@@ -130,10 +130,8 @@ export class DeliveryWorkerService implements OnApplicationBootstrap, OnModuleDe
   private async pump(): Promise<void> {
     await this.claimRounds();
     if (this.backlog || this.shutdown.signal.aborted) return;
-    await this.timer.plan(
-      () => this.deliveries.nextDueAt([...this.senders.keys()]),
-      this.config.get('NOTIFY_POLL_MS'),
-    );
+    // Retries wake it themselves (record); this is for claims another instance left when it died.
+    this.timer.at(Date.now() + this.config.get('NOTIFY_POLL_MS'));
   }
 
   private async claimRounds(): Promise<void> {

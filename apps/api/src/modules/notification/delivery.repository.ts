@@ -200,19 +200,6 @@ export class DeliveryRepository {
   }
 
   /**
-   * When the next delivery on `channels` falls due (epoch ms): a retry's backoff or a claim's lease
-   * running out; null when none is pending (notification_deliveries_due_idx).
-   */
-  async nextDueAt(channels: string[]): Promise<number | null> {
-    const [row] = await this.dataSource.query<{ at: Date | null }[]>(
-      `SELECT min(greatest(next_attempt_at, claimed_until)) AS at FROM notification_deliveries
-       WHERE status = 'pending' AND channel = ANY($1)`,
-      [channels],
-    );
-    return row?.at ? row.at.getTime() : null;
-  }
-
-  /**
    * Claims up to `limit` due deliveries of `channels` for `claimToken` until the lease ends, with
    * their messages, in one statement. SKIP LOCKED lets every instance claim at once without waiting
    * on the others; a delivery whose claimer died is due again once its lease has run out.

@@ -26,9 +26,9 @@ const MAINTENANCE_INTERVAL_MS = 60_000;
  * Sends what the outbox holds, on every instance at once: PostgreSQL decides who sends what (claims
  * with FOR UPDATE SKIP LOCKED and a lease), so no lock is needed on the hot path. It wakes when a
  * statement of this instance that wrote outbox rows returned (NotificationService.committed), on a
- * NOTIFY sent after commit by other writers, and when the next retry or lapsed claim falls due
- * (asked after each round); with nothing due it sleeps NOTIFY_POLL_MS at most (what a crashed
- * instance left). A batch is fanned out to every channel in one statement that also marks it
+ * NOTIFY sent after commit by other writers, and when a retry it scheduled falls due; with nothing
+ * else it sleeps NOTIFY_POLL_MS at most (what a crashed instance left). A batch is fanned out to
+ * every channel in one statement that also marks it
  * sent; a failed fan-out is retried with exponential backoff and jitter, then dead-lettered after
  * NOTIFY_MAX_ATTEMPTS.
  * Only the periodic clean-up runs on one instance at a time (the lock provider's job lease).
@@ -129,9 +129,9 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
       start();
       while (loops.size > 0) await Promise.all(loops);
     } while (this.again && !this.stopping);
-    if (!this.stopping) {
-      await this.timer.plan(() => this.outbox.nextDueAt(), this.config.get('NOTIFY_POLL_MS'));
-    }
+    // Retries this instance scheduled wake it themselves; the longest sleep is for what another
+    // instance left when it died (its claims lapse, its messages were never dispatched).
+    if (!this.stopping) this.timer.at(Date.now() + this.config.get('NOTIFY_POLL_MS'));
   }
 
   /**
@@ -190,11 +190,12 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
   ): Promise<void> {
     const attempt = message.attempts + 1;
     const reason = error instanceof Error ? error.message : String(error);
+    const delayMs = retryDelayMs(attempt, this.config.get('NOTIFY_RETRY_BASE_MS'));
     const status = await this.outbox.recordFailure(
       message.id,
       claimToken,
       reason,
-      retryDelayMs(attempt, this.config.get('NOTIFY_RETRY_BASE_MS')),
+      delayMs,
       this.config.get('NOTIFY_MAX_ATTEMPTS'),
     );
     if (status === 'dead') {
@@ -204,6 +205,8 @@ export class OutboxDispatcherService implements OnApplicationBootstrap, OnModule
         'Outbox message dead-lettered after its last attempt; POST /admin/outbox/{id}/retry resends it',
       );
     } else if (status === 'pending') {
+      // The retry is due then; nothing else would wake this instance for it.
+      this.timer.at(Date.now() + delayMs);
       this.metrics.failures.inc({ outcome: 'retry' });
       this.logger.warn(
         { messageId: message.id, topic: message.topic, attempts: attempt, err: error },

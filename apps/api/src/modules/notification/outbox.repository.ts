@@ -92,18 +92,6 @@ export class OutboxRepository {
   }
 
   /**
-   * When the next message falls due (epoch ms): a retry's backoff or a claim's lease running out;
-   * null when nothing is pending. Reads the pending rows only (outbox_messages_due_idx).
-   */
-  async nextDueAt(): Promise<number | null> {
-    const [row] = await this.dataSource.query<{ at: Date | null }[]>(
-      `SELECT min(greatest(available_at, claimed_until)) AS at
-       FROM outbox_messages WHERE status = 'pending'`,
-    );
-    return row?.at ? row.at.getTime() : null;
-  }
-
-  /**
    * In the fan-out transaction: locks the message if `claimToken` still holds it. False means the
    * lease ran out and another dispatcher took it over (or an operator changed it): leave it to them.
    */
