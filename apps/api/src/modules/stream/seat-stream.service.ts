@@ -64,7 +64,7 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
   private readonly logger = new Logger(SeatStreamService.name);
   private readonly byEvent = new Map<string, Set<Subscriber>>();
   /** A snapshot read and its frame, built once for everyone of the event who needs one then. */
-  private readonly snapshots = new SingleFlight<{ seq: number; text: string }>();
+  private readonly snapshots = new SingleFlight<{ seq: number; bytes: Buffer }>();
   /** Messages received this tick, per event: written together, one write per subscriber. */
   private readonly arrived = new Map<string, StreamMessage[]>();
   private flushing = false;
@@ -218,12 +218,16 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
     messages.sort((a, b) => a.seq - b.seq);
     const frames = messages.map((message) => seatsFrame(message));
     const first = messages[0].seq;
-    const run = messages.every((message, i) => message.seq === first + i) ? frames.join('') : null;
+    // Encoded once for every subscriber: a string would be encoded again for each socket.
+    const run = messages.every((message, i) => message.seq === first + i)
+      ? Buffer.from(frames.join(''))
+      : null;
+    let written = 0;
     for (const subscriber of subscribers) {
       if (!subscriber.ready) {
         if (subscriber.pending.length < MAX_PENDING) subscriber.pending.push(...messages);
       } else if (run !== null && subscriber.next === first) {
-        this.write(subscriber, run, messages.length);
+        if (this.write(subscriber, run)) written += messages.length;
         subscriber.next = first + messages.length;
       } else {
         for (const [i, message] of messages.entries()) {
@@ -232,6 +236,7 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
         }
       }
     }
+    this.messages.inc({ kind: 'seats' }, written);
   }
 
   connection(up: boolean): void {
@@ -258,11 +263,8 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
     const resumed = after === null ? null : await this.resume(eventId, after);
     if (resumed) {
       if (resumed.length > 0) {
-        this.write(
-          subscriber,
-          resumed.map((message) => seatsFrame(message)).join(''),
-          resumed.length,
-        );
+        this.write(subscriber, resumed.map((message) => seatsFrame(message)).join(''));
+        this.messages.inc({ kind: 'seats' }, resumed.length);
       }
       subscriber.next = after === null ? 0 : after + 1 + resumed.length;
     } else {
@@ -273,9 +275,9 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
           status: read.statuses[i],
         }));
         const data = { seq: read.seq, seats, sections: read.sections };
-        return { seq: read.seq, text: frame('snapshot', data, read.seq) };
+        return { seq: read.seq, bytes: Buffer.from(frame('snapshot', data, read.seq)) };
       });
-      subscriber.sink.write(snapshot.text);
+      subscriber.sink.write(snapshot.bytes);
       this.messages.inc({ kind: 'snapshot' });
       subscriber.next = snapshot.seq + 1;
     }
@@ -314,11 +316,12 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
       void this.resync(subscriber);
       return;
     }
-    this.write(subscriber, text ?? seatsFrame(message), 1);
+    if (this.write(subscriber, text ?? seatsFrame(message))) this.messages.inc({ kind: 'seats' });
     subscriber.next = message.seq + 1;
   }
 
-  private write(subscriber: Subscriber, text: string, count: number): void {
+  /** Writes unless the client is too far behind (then closes it); answers whether it wrote. */
+  private write(subscriber: Subscriber, chunk: string | Buffer): boolean {
     if (subscriber.sink.backlog > MAX_BACKLOG_BYTES) {
       // A client this far behind resumes with Last-Event-ID (or a snapshot) once it reconnects.
       this.logger.log(
@@ -326,10 +329,10 @@ export class SeatStreamService implements BusListener, OnApplicationBootstrap, O
         'Seat stream subscriber too slow; closing it',
       );
       subscriber.sink.close();
-      return;
+      return false;
     }
-    subscriber.sink.write(text);
-    this.messages.inc({ kind: 'seats' }, count);
+    subscriber.sink.write(chunk);
+    return true;
   }
 
   private async resync(subscriber: Subscriber): Promise<void> {

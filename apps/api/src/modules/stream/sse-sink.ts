@@ -28,7 +28,7 @@ export class SseSink {
     return this.response.writableLength;
   }
 
-  write(frame: string): void {
+  write(frame: string | Buffer): void {
     if (!this.isClosed) this.response.write(frame);
   }
 
