@@ -1,12 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { commandLine, descendantPids, machineBusySeconds } from '../../support/bench/proc-stats';
+import { readdirSync, readFileSync } from 'node:fs';
+import { commandLine, machineBusySeconds } from '../../support/bench/proc-stats';
 
 /*
  * Cumulative CPU seconds of the process groups bench:cost reports, read from /proc at any moment
- * (proc-stats' CpuSampler answers one window; here every phase needs several readings). PostgreSQL
- * is the whole server: the postmaster, every process below it, and (cutime + cstime of the
- * postmaster) the CPU of the children it has reaped, so a backend that exited still counts; less
- * the backends of other databases (see CpuReader).
+ * (proc-stats' CpuSampler answers one window; here every phase needs several readings, and one
+ * scan of /proc serves every group). See CpuReader for PostgreSQL.
  */
 
 export const GROUPS = ['API', 'gateway', 'PostgreSQL', 'Redis'] as const;
@@ -24,58 +22,75 @@ export interface MeasuredPids {
 /** USER_HZ of /proc/<pid>/stat. */
 const CLOCK_TICKS = 100;
 /** How often the reader looks between the readings asked for (see CpuReader). */
-const TICK_MS = 500;
+const TICK_MS = 250;
 
-/** utime + stime (+ cutime + cstime with `reaped`) of one process in seconds; 0 once gone. */
-function cpuSeconds(pid: number, reaped = false): number {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return 0;
+type Proc = { pid: number; ppid: number; cpu: number; started: number };
+
+/** Every process: parent, utime + stime (s), start time (ticks). */
+function scan(): Map<number, Proc> {
+  const all = new Map<number, Proc>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // Fields after "pid (comm) ": ppid is field 4, utime 14, stime 15, starttime 22.
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const [ppid, cpu, started] = [
+      Number(f[1]),
+      (Number(f[11]) + Number(f[12])) / CLOCK_TICKS,
+      Number(f[19]),
+    ];
+    all.set(Number(name), { pid: Number(name), ppid, cpu, started });
   }
-  // Fields after "pid (comm) ": utime is field 14, stime 15, cutime 16, cstime 17.
-  const fields = text
-    .slice(text.lastIndexOf(')') + 2)
-    .split(' ')
-    .map(Number);
-  const own = fields[11] + fields[12];
-  return (reaped ? own + fields[13] + fields[14] : own) / CLOCK_TICKS;
+  return all;
 }
 
-/** A process and everything below it. */
-function treeSeconds(root: number): { seconds: number; pids: number[] } {
-  const below = [...descendantPids(root)];
-  const seconds = below.reduce((sum, pid) => sum + cpuSeconds(pid), cpuSeconds(root));
-  return { seconds, pids: [root, ...below] };
+/** `root` and every process below it (none once it is gone). */
+function tree(all: Map<number, Proc>, root: number | null): Proc[] {
+  const top = root === null ? undefined : all.get(root);
+  if (!top) return [];
+  const found = [top];
+  for (let i = 0; i < found.length; i += 1) {
+    for (const p of all.values()) if (p.ppid === found[i].pid) found.push(p);
+  }
+  return found;
 }
 
-/** The database of a client backend from its title ("postgres: [15/main: ]user db host(port) state"). */
-function backendDatabase(pid: number): string | null {
+/** The database a PostgreSQL process serves, from its title; null for the server's own. */
+function servedDatabase(pid: number): string | null {
   const title = commandLine(pid) ?? '';
-  const match = /^postgres: (?:\S+: )?\S+ (\S+) (?:\S+\(\d+\)|\[local\])/.exec(title);
-  return match ? match[1] : null;
+  // "postgres: [15/main: ]user db host(port) state", "postgres: [15/main: ]autovacuum worker db"
+  const backend = /^postgres: (?:\S+: )?\S+ (\S+) (?:\S+\(\d+\)|\[local\])/.exec(title);
+  const autovacuum = /^postgres: (?:\S+: )?autovacuum worker (\S+)/.exec(title);
+  return autovacuum?.[1] ?? backend?.[1] ?? null;
 }
 
 export interface CpuReading {
   /** performance.now() of the reading, ms. */
   at: number;
   cpu: CpuTotals;
-  /** Live backends of other databases (other helpers, a CI run), left out of PostgreSQL. */
+  /** Backends of other databases (other helpers, a CI run), left out of PostgreSQL. */
   otherDatabases: number;
-  /** Busy CPU seconds of the machine minus our groups and this process's tree. */
+  /** Busy CPU seconds of the machine minus our groups, other databases and this process's tree. */
   other: number | null;
 }
 
+type Seen = { cpu: number; started: number; ours: boolean };
+
 /**
- * Reads the groups' cumulative CPU. PostgreSQL is the server (postmaster with its reaped children,
- * background processes, our databases' backends) without the live backends of other databases on
- * a shared server: each one's CPU as last seen is taken out again once it exits (then the
- * postmaster's cutime holds it), so readings every TICK_MS keep what leaks in small.
+ * Reads the groups' cumulative CPU. PostgreSQL: the postmaster and its background processes and
+ * every backend of our databases, those that exited included, at the CPU they had when last seen;
+ * backends of other databases on a shared server are left out. Not the postmaster's cutime: it
+ * would hold every other database's short-lived connections too. Missed: what a backend of ours
+ * uses after the last reading before it exits, and a backend of ours that lives under TICK_MS.
  */
 export class CpuReader {
-  private readonly lastSeen = new Map<number, number>();
-  private reapedOthers = 0;
+  private readonly seen = new Map<number, Seen>();
+  private readonly gone = { ours: 0, others: 0 };
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -90,50 +105,50 @@ export class CpuReader {
     return Promise.resolve();
   }
 
-  private postgres(): { ours: number; others: number; pids: number[] } {
-    let [ours, others] = [cpuSeconds(this.pids.postmaster, true), 0];
-    const below = [...descendantPids(this.pids.postmaster)];
+  /** PostgreSQL's processes now, and those gone since the last look at their last CPU. */
+  private postgres(all: Map<number, Proc>) {
+    const now = tree(all, this.pids.postmaster);
     const live = new Set<number>();
-    for (const pid of below) {
-      const seconds = cpuSeconds(pid);
-      const database = this.lastSeen.has(pid) ? '' : backendDatabase(pid);
-      if (this.lastSeen.has(pid) || (database !== null && !this.ourDatabases.has(database))) {
-        this.lastSeen.set(pid, Math.max(seconds, this.lastSeen.get(pid) ?? 0));
-        live.add(pid);
-        others += seconds;
-      } else {
-        ours += seconds;
+    const sums = { ...this.gone };
+    for (const p of now) {
+      let known = this.seen.get(p.pid);
+      if (!known || known.started !== p.started) {
+        const database = servedDatabase(p.pid);
+        known = {
+          cpu: 0,
+          started: p.started,
+          ours: database === null || this.ourDatabases.has(database),
+        };
+        this.seen.set(p.pid, known);
       }
+      known.cpu = p.cpu;
+      live.add(p.pid);
+      sums[known.ours ? 'ours' : 'others'] += p.cpu;
     }
-    for (const [pid, seconds] of this.lastSeen) {
+    for (const [pid, known] of this.seen) {
       if (live.has(pid)) continue;
-      this.reapedOthers += seconds;
-      this.lastSeen.delete(pid);
+      this.gone[known.ours ? 'ours' : 'others'] += known.cpu;
+      sums[known.ours ? 'ours' : 'others'] += known.cpu;
+      this.seen.delete(pid);
     }
-    return { ours: ours - this.reapedOthers, others: others + this.reapedOthers, pids: below };
+    return { ...sums, pids: now.map((p) => p.pid) };
   }
 
   read(): CpuReading {
     const at = performance.now();
-    const api = treeSeconds(this.pids.api);
-    const gateway = treeSeconds(this.pids.gateway);
-    const postgres = this.postgres();
-    const redis = this.pids.redis === null ? 0 : cpuSeconds(this.pids.redis);
-    const grouped = new Set([...api.pids, ...gateway.pids, ...postgres.pids, this.pids.redis]);
+    const all = scan();
+    const sum = (procs: Proc[]) => procs.reduce((total, p) => total + p.cpu, 0);
+    const [api, gateway] = [tree(all, this.pids.api), tree(all, this.pids.gateway)];
+    const postgres = this.postgres(all);
+    const redis = this.pids.redis === null ? 0 : (all.get(this.pids.redis)?.cpu ?? 0);
+    const cpu = { API: sum(api), gateway: sum(gateway), PostgreSQL: postgres.ours, Redis: redis };
     // This process (the load generator, the receiver) and its other children (pgbench).
-    const self = [...descendantPids()]
-      .filter((pid) => !grouped.has(pid))
-      .reduce((sum, pid) => sum + cpuSeconds(pid), cpuSeconds(process.pid));
-    const cpu = {
-      API: api.seconds,
-      gateway: gateway.seconds,
-      PostgreSQL: postgres.ours,
-      Redis: redis,
-    };
+    const grouped = new Set([...api, ...gateway].map((p) => p.pid).concat(postgres.pids));
+    if (this.pids.redis !== null) grouped.add(this.pids.redis);
+    const self = sum(tree(all, process.pid).filter((p) => !grouped.has(p.pid)));
     const busy = machineBusySeconds();
-    const ours = Object.values(cpu).reduce((sum, s) => sum + s, 0) + self + postgres.others;
-    const other = busy === null ? null : busy - ours;
-    return { at, cpu, otherDatabases: postgres.others, other };
+    const ours = Object.values(cpu).reduce((total, s) => total + s, 0) + self + postgres.others;
+    return { at, cpu, otherDatabases: postgres.others, other: busy === null ? null : busy - ours };
   }
 }
 
