@@ -91,7 +91,14 @@ async function flowCeilings(url: string, o: Options, anomalies: string[]) {
   };
   const minimalRuns: CeilingRun[] = [];
   for (const [i, n] of [...new Set([clients, 10])].entries()) {
-    const run = { url, script: MINIMAL_FLOW_SCRIPT, clients: n, seconds, run: i + 1 };
+    const run = {
+      url,
+      script: MINIMAL_FLOW_SCRIPT,
+      clients: n,
+      seconds,
+      run: i + 1,
+      physical: true,
+    };
     const done = await attempt(`minimal SQL, ${n} clients`, run);
     if (done) minimalRuns.push(done);
   }

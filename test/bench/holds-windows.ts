@@ -228,6 +228,7 @@ export async function holdCeilings(
     const { result } = await pgbenchCycles(run.children, {
       ...{ url: o.databaseUrl, clients, seconds, run: runs.length + 1 },
       script: script === 'own-SQL replay' ? OWN_SQL_HOLD_SCRIPT : HOLD_SCRIPT,
+      physical: script !== 'own-SQL replay',
       seatsPerSecond: PGBENCH_SEATS_PER_SECOND,
       priceCents: HOLD_PRICE_CENTS,
     });

@@ -17,6 +17,7 @@ import { Client } from 'pg';
 import { Agent, request } from 'undici';
 import { signWebhook } from '../../apps/api/src/common/http/webhook-signature';
 import { DELIVERY_CONCURRENCY } from '../../apps/api/src/modules/notification/delivery-worker.service';
+import { OUTBOX_CLAIM_BATCH, OUTBOX_SCRIPT } from '../support/bench/minimal-sql';
 import { OutboundWebhookReceiver } from '../support/outbound-webhook-receiver';
 import type { PgCountingProxy } from '../support/pg-counting-proxy';
 import * as http from '../support/bench/bench-http';
@@ -33,7 +34,7 @@ const DATABASE = 'seatlock_bench_notify';
 /** DeliveryWorkerService's sends in flight per instance; the webhook channel's Agent size. */
 const [WORKER_CONCURRENCY, WORKER_CONNECTIONS] = [DELIVERY_CONCURRENCY, 64];
 /** The dispatcher's claim (NOTIFY_BATCH_SIZE's default); the SQL ceilings' pgbench clients. */
-const [CLAIM_BATCH, SQL_CLIENTS] = [100, 8];
+const [CLAIM_BATCH, SQL_CLIENTS] = [OUTBOX_CLAIM_BATCH, 8];
 const TOPICS = ['held', 'confirmed', 'released', 'expired', 'cancelled'];
 /** Set in the HTTP ceiling's child, which then runs this file as that client (httpClient). */
 const HTTP_JOB = 'NOTIFY_BENCH_HTTP_JOB';
@@ -267,25 +268,6 @@ async function httpCeiling({ receiver, options, admin }: Stack, setup: Setup) {
   };
 }
 
-/**
- * The physical limit: the least SQL that takes a batch of messages from pending to sent, one
- * statement each (claim CLAIM_BATCH due messages with SKIP LOCKED and a lease, returning them as a
- * dispatcher needs them; mark them sent). Messages/s = tps × CLAIM_BATCH.
- */
-const MINIMAL_SQL = String.raw`WITH claimed AS (
-  UPDATE outbox_messages SET claimed_by = lpad(to_hex(:client_id::bigint + 1), 32, 'b')::uuid,
-         claimed_until = now() + interval '30 seconds'
-   WHERE id IN (SELECT id FROM outbox_messages
-                 WHERE status = 'pending' AND available_at <= now()
-                   AND (claimed_until IS NULL OR claimed_until <= now())
-                 ORDER BY available_at LIMIT ${CLAIM_BATCH} FOR UPDATE SKIP LOCKED)
-  RETURNING id, topic, customer_id, aggregate_id, payload, attempts, created_at
-) SELECT array_agg(id) AS ids, json_agg(claimed) AS messages FROM claimed \gset
-UPDATE outbox_messages SET status = 'sent', dispatched_at = now(), dispatched_by = 'pgbench',
-       claimed_by = NULL, claimed_until = NULL
- WHERE id = ANY (:ids::uuid[]);
-`;
-
 const PENDING_ROWS = `INSERT INTO outbox_messages (id, topic, customer_id, aggregate_id, payload)
   SELECT lpad(to_hex((c + 1)::bigint * 1000000000 + s), 32, '0')::uuid, 'booking.held', $1, $2, $3
     FROM generate_series(0, $4::int - 1) c, generate_series(1, $5::int) s`;
@@ -293,7 +275,7 @@ const DONE = `SELECT (SELECT count(*) FROM outbox_messages WHERE status = 'sent'
   (SELECT count(*) FROM notification_deliveries WHERE status = 'delivered')::int AS delivered`;
 
 /**
- * pgbench of MINIMAL_SQL, SQL_CLIENTS clients × `transactions` claims, on pending outbox rows made
+ * pgbench of OUTBOX_SCRIPT, SQL_CLIENTS clients × `transactions` claims, on pending outbox rows made
  * for it; fails unless it sent them all.
  */
 async function sqlCeiling({ db, admin, dbUrl }: Stack, setup: Setup, transactions: number) {
@@ -306,7 +288,7 @@ async function sqlCeiling({ db, admin, dbUrl }: Stack, setup: Setup, transaction
   await db.query('VACUUM ANALYZE');
   const sampler = cpuSampler(admin, new Map());
   await sampler.start();
-  const options = { url: dbUrl, script: MINIMAL_SQL, clients: SQL_CLIENTS, seconds: 240 };
+  const options = { url: dbUrl, script: OUTBOX_SCRIPT, clients: SQL_CLIENTS, seconds: 240 };
   const result = await pg.runPgbench(children, { ...options, transactions });
   const postgresCores = cores(await sampler.stop(), 'PostgreSQL');
   const [done] = (await db.query<{ sent: number; delivered: number }>(DONE)).rows;

@@ -21,6 +21,8 @@ export interface CycleRun {
   seatsPerSecond: number;
   priceCents: number;
   vars?: Record<string, string | number>;
+  /** A minimal script: run without the schema's triggers (see runPgbench). */
+  physical?: boolean;
 }
 
 /** Runs `o.script`; answers pgbench's figures and the event it booked seats of. */
@@ -31,6 +33,7 @@ export async function pgbenchCycles(children: ChildProcesses, o: CycleRun) {
   const eventId = await pg.preparePgbench(url, seats);
   const [runbase, fencebase] = [o.run * 100_000_000, '1000000000000000'];
   const vars = { ev: eventId, k, seq: 0, runbase, fencebase, ...o.vars };
-  const result = await pg.runPgbench(children, { url, script, clients, seconds, vars });
+  const physical = o.physical;
+  const result = await pg.runPgbench(children, { url, script, clients, seconds, vars, physical });
   return { result, eventId };
 }

@@ -138,7 +138,7 @@ function floorLines(f: Floors): string[] {
   return [
     pg('one-statement hold (HOLD_SCRIPT)', f.holdSql, 'hold'),
     pg('minimal paid flow (MINIMAL_FLOW_SCRIPT)', f.flowSql, 'booking'),
-    pg("outbox claim + mark sent (notify.bench's SQL)", f.outboxSql, 'message'),
+    pg('outbox claim + mark sent (OUTBOX_SCRIPT)', f.outboxSql, 'message'),
     `  API GET /health/live: ${fmt(f.health.API)} us per request`,
     `  gateway simulator POST /v1/payment_intents: ${fmt(f.intent.gateway)} us per intent`,
     f.redis

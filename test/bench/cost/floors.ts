@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import * as pg from '../../support/bench/bench-postgres';
 import { loadWindow } from '../../support/bench/load';
-import { HOLD_SCRIPT, MINIMAL_FLOW_SCRIPT } from '../../support/bench/minimal-sql';
+import { HOLD_SCRIPT, MINIMAL_FLOW_SCRIPT, OUTBOX_SCRIPT } from '../../support/bench/minimal-sql';
 import { pgbenchClients } from '../pgbench-cycles';
 import { type CpuTotals, cpuBetween } from './process-cpu';
 import { children, log, type Stack } from './cost-stack';
 import { CONNECTIONS } from './operations';
-import { CLAIM_BATCH, OUTBOX_FLOOR_SCRIPT, type OutboxSetup, pendingForFloor } from './outbox';
+import { CLAIM_BATCH, type OutboxSetup, pendingForFloor } from './outbox';
 
 /*
  * The floors, same run: PostgreSQL CPU per pgbench transaction of the minimal SQL (the API
@@ -76,7 +76,14 @@ export function seatFloor(stack: Stack, script: 'hold' | 'flow', seconds: number
     log(`floor: pgbench ${script}, ${clients} clients × ${runSeconds} s`);
     const runbase = turn++ * 100_000_000;
     const vars = { ev, k, seq: 0, runbase, fencebase: '1000000000000000' };
-    return { url: stack.apiDbUrl, script: text, clients, seconds: runSeconds, vars };
+    return {
+      url: stack.apiDbUrl,
+      script: text,
+      clients,
+      seconds: runSeconds,
+      vars,
+      physical: true,
+    };
   });
 }
 
@@ -90,8 +97,8 @@ export function outboxFloor(stack: Stack, s: OutboxSetup, messages: number) {
       const transactions = scale === 'full' ? full : Math.ceil(full / 4);
       await pendingForFloor(stack, s, clients * transactions * CLAIM_BATCH);
       log(`floor: pgbench outbox claim, ${clients} clients × ${transactions} claims`);
-      const script = OUTBOX_FLOOR_SCRIPT;
-      return { url: stack.apiDbUrl, script, clients, seconds: 240, transactions };
+      const script = OUTBOX_SCRIPT;
+      return { url: stack.apiDbUrl, script, clients, seconds: 240, transactions, physical: true };
     },
     CLAIM_BATCH,
   );

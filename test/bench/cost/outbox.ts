@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as http from '../../support/bench/bench-http';
 import { BenchError } from '../../support/bench/cli';
+import { OUTBOX_CLAIM_BATCH } from '../../support/bench/minimal-sql';
 import { OutboundWebhookReceiver } from '../../support/outbound-webhook-receiver';
 import { run, type Stack } from './cost-stack';
 
@@ -10,8 +11,8 @@ import { run, type Stack } from './cost-stack';
  * dispatcher's fan-out, the delivery worker's POST and its bookkeeping, not the inserts.
  */
 
-/** The dispatcher's claim (NOTIFY_BATCH_SIZE's default), as notify.bench's SQL floor takes it. */
-export const CLAIM_BATCH = 100;
+/** The dispatcher's claim (NOTIFY_BATCH_SIZE's default), as the OUTBOX_SCRIPT floor takes it. */
+export const CLAIM_BATCH = OUTBOX_CLAIM_BATCH;
 
 export interface OutboxSetup {
   receiver: OutboundWebhookReceiver;
@@ -81,25 +82,6 @@ export async function awaitDeliveries(s: OutboxSetup, ids: ReadonlySet<string>, 
   const badSignatures = s.receiver.requests.filter((r) => r.signatureProblem !== null).length;
   return { ops: arrived.size, detail: { requests, badSignatures } };
 }
-
-/**
- * notify.bench's SQL floor (its MINIMAL_SQL, not exported there): the least SQL that takes a batch
- * from pending to sent, one statement each: claim CLAIM_BATCH due messages (SKIP LOCKED, a lease),
- * mark them sent. Per message: one pgbench transaction / CLAIM_BATCH.
- */
-export const OUTBOX_FLOOR_SCRIPT = String.raw`WITH claimed AS (
-  UPDATE outbox_messages SET claimed_by = lpad(to_hex(:client_id::bigint + 1), 32, 'b')::uuid,
-         claimed_until = now() + interval '30 seconds'
-   WHERE id IN (SELECT id FROM outbox_messages
-                 WHERE status = 'pending' AND available_at <= now()
-                   AND (claimed_until IS NULL OR claimed_until <= now())
-                 ORDER BY available_at LIMIT ${CLAIM_BATCH} FOR UPDATE SKIP LOCKED)
-  RETURNING id, topic, customer_id, aggregate_id, payload, attempts, created_at
-) SELECT array_agg(id) AS ids, json_agg(claimed) AS messages FROM claimed \gset
-UPDATE outbox_messages SET status = 'sent', dispatched_at = now(), dispatched_by = 'pgbench',
-       claimed_by = NULL, claimed_until = NULL
- WHERE id = ANY (:ids::uuid[]);
-`;
 
 /** Pending rows for the floor, due now, no NOTIFY: the API's dispatcher must not take them first. */
 export async function pendingForFloor(stack: Stack, s: OutboxSetup, rows: number): Promise<void> {

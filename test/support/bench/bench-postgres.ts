@@ -156,6 +156,8 @@ export async function runPgbench(
     seconds: number;
     transactions?: number;
     vars?: Record<string, string | number>;
+    /** The physical limit of the statement: the schema's triggers (our rules) off for the session. */
+    physical?: boolean;
   },
 ): Promise<PgbenchResult> {
   const pgbench = findPgbench();
@@ -172,7 +174,10 @@ export async function runPgbench(
       ...Object.entries(options.vars ?? {}).flatMap(([key, value]) => ['-D', `${key}=${value}`]),
       options.url,
     ];
-    const run = await children.runToEnd('pgbench', args, process.env, (seconds + 60) * 1000);
+    const env = options.physical
+      ? { ...process.env, PGOPTIONS: '-c session_replication_role=replica' }
+      : process.env;
+    const run = await children.runToEnd('pgbench', args, env, (seconds + 60) * 1000);
     const result = parsePgbench(run.output, clients);
     if (run.code !== 0 || result.tps === null || (result.failed ?? 0) > 0) {
       throw new BenchError(`pgbench failed (exit ${run.code}):\n${run.output.slice(-2000)}`);
