@@ -21,22 +21,34 @@ import * as ops from './cost/operations';
 import { awaitDeliveries, type OutboxSetup, prepareOutbox, scheduleMessages } from './cost/outbox';
 import { closeFlow, type FlowLoad, paidFlow, prepareFlow } from './cost/paid-flow';
 import { type CpuTotals, msPerSecond } from './cost/process-cpu';
+import { printSustained, sustainedHolds } from './cost/sustained';
 
 const USAGE = `Usage: npm run bench:cost -- [options]
 
   --quick       3 s windows, 10 s idle settle and measurement (default 10 s, 30 s, 30 s)
   --seconds N   the window of each operation at full speed
+  --sustained S only this: holds at full speed for S seconds (issue 23: 60), the backlogs' peaks
+                and their drain time after the last hold
   --json        also print one JSON object as the last line of stdout`;
 
 function parseOptions() {
   const values = cli.parseBenchArgs(
-    { quick: { type: 'boolean' }, seconds: { type: 'string' }, json: { type: 'boolean' } },
+    {
+      quick: { type: 'boolean' },
+      seconds: { type: 'string' },
+      sustained: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     USAGE,
   );
   const quick = values.quick === true;
   return {
     quick,
     seconds: cli.numberOption('seconds', values.seconds, quick ? 3 : 10, 1, 120),
+    sustained:
+      values.sustained === undefined
+        ? null
+        : cli.numberOption('sustained', values.sustained, 60, 1, 600),
     idleSeconds: quick ? 10 : 30,
     /** Outbox messages delivered, and rows for their SQL floor. */
     messages: quick ? 2_000 : 5_000,
@@ -173,8 +185,20 @@ function notesOf(measured: readonly OperationCost[]): string[] {
   });
 }
 
+/** --sustained: the hold alone for a long window, its backlogs sampled. */
+async function sustainedMain(o: Options, seconds: number): Promise<number> {
+  const stack = await startStack();
+  const p = await ops.prepare(stack, seconds);
+  await waitDrained(stack, stack.cpu.read(), null, 60_000);
+  log(`sustained: holds at full speed for ${seconds} s`);
+  const result = await sustainedHolds(stack, p, seconds);
+  printSustained(result, o.json ? { benchmark: 'cost', ok: true, sustained: result } : undefined);
+  return 0;
+}
+
 async function main(): Promise<number> {
   const o = parseOptions();
+  if (o.sustained !== null) return sustainedMain(o, o.sustained);
   const stack = await startStack();
   const p = await ops.prepare(stack, o.seconds);
   const flow = await prepareFlow(stack, o.seconds);

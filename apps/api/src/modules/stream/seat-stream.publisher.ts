@@ -19,8 +19,8 @@ const SEAT_CHANGES_CHANNEL = 'seat_changes';
  * Turns the changes the seats trigger recorded into numbered messages and publishes them, woken by
  * the commits that record them (LISTEN), never by a clock while nothing changes. A wake waits
  * STREAM_POLL_MS on an instance with subscribers, so a burst of commits becomes one batch, and
- * STREAM_IDLE_DRAIN_MS on one without, so a sale nobody watches here costs one statement per few
- * seconds, not one per hold. One instance at a time drains (the job lease); one whose wake finds the
+ * STREAM_IDLE_DRAIN_MS (1 s) on one without, so a sale nobody watches here costs one statement a
+ * second, not one per hold. One instance at a time drains (the job lease); one whose wake finds the
  * lease taken looks again after its wait, so a change committed as another's drain ended is not left
  * for that instance's longer wait. Without Redis every instance drains and PostgreSQL's advisory
  * lock in seatlock_stream_batch makes them take turns. While the LISTEN connection is down, or
