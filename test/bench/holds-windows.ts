@@ -72,8 +72,7 @@ export function startApi(
     database: extra.databaseUrl ?? o.databaseUrl,
     redis: o.redisUrl,
     adminToken: o.adminToken,
-    // 64 customers hold thousands of seats of one event: the per-customer cap (20) would refuse them.
-    env: { HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS), MAX_SEATS_PER_CUSTOMER_PER_EVENT: '10000' },
+    env: { HOLD_TTL_SECONDS: String(HOLD_TTL_SECONDS) },
     nodeOptions: extra.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${extra.profileDir}`] : [],
   });
 }

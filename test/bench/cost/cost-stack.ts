@@ -31,17 +31,15 @@ export interface Stack {
 }
 
 /**
- * The API as deployed but for what a load test needs: the per-customer cap lifted (64 customers
- * hold thousands of seats of one event), the sweeper and reconciler at the app's defaults (bench
- * runs stretch them to an hour; idle must count them), rate limits off (benchApiEnv), webhooks to
- * loopback allowed.
+ * The API as deployed but for what a load test needs: the sweeper and reconciler at the app's
+ * defaults (bench runs stretch them to an hour; idle must count them), rate limits and the
+ * per-customer cap off (benchApiEnv), webhooks to loopback allowed.
  */
 export function apiEnv(secret: string, holdTtlSeconds = RUN_HOLD_TTL_SECONDS) {
   return {
     GATEWAY_WEBHOOK_SECRET: secret,
     HOLD_TTL_SECONDS: String(holdTtlSeconds),
     HOLD_MAX_LIFETIME_SECONDS: String(Math.max(RUN_HOLD_TTL_SECONDS, holdTtlSeconds)),
-    MAX_SEATS_PER_CUSTOMER_PER_EVENT: '10000',
     SWEEP_INTERVAL_MS: '1000',
     RECONCILE_INTERVAL_MS: '5000',
     // The outbox's webhook endpoint is a receiver in this process, on 127.0.0.1.

@@ -58,8 +58,6 @@ export async function stack() {
     STREAM_POLL_MS: String(STREAM_POLL_MS),
     // Every subscriber connects from 127.0.0.1: the per-address cap (50) would refuse most.
     STREAM_MAX_PER_IP: '0',
-    // 200 customers hold 10,000 seats of one event: the per-customer cap (20) would refuse them.
-    MAX_SEATS_PER_CUSTOMER_PER_EVENT: '10000',
     NOTIFY_POLL_MS: HOUR_MS,
   };
   const startApi = () => run.startApi({ database: databaseUrl, redis: redis.url, env });

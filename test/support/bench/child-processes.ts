@@ -221,7 +221,8 @@ export function apiNodeOptions(): string[] {
 }
 
 /**
- * Rate limits off, warnings only, background jobs once an hour so their queries do not count.
+ * Rate limits and the per-customer cap off, warnings only, background jobs once an hour so their
+ * queries do not count.
  * No GATEWAY_URL here: a benchmark without payments points it at a closed port.
  */
 export function benchApiEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -232,6 +233,8 @@ export function benchApiEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
     MIGRATIONS_RUN: 'true',
     RATE_LIMIT_PER_MINUTE: '0',
     REGISTRATIONS_PER_IP_PER_HOUR: '0',
+    // A bench's few customers hold thousands of seats of one event: the per-customer cap (20) is off.
+    MAX_SEATS_PER_CUSTOMER_PER_EVENT: '10000',
     SWEEP_INTERVAL_MS: '3600000',
     RECONCILE_INTERVAL_MS: '3600000',
     ...env,
