@@ -235,13 +235,9 @@ function ceilingCells({ unitClaim, live, redis }: Result['ceilings']) {
   };
 }
 
-/** A wave's rows: what it sold and refused; how fast, beside the ceilings; what it cost. */
-function waveRows(title: string, w: WaveSummary, c: Result['ceilings'], goals: Goals): TableRow[] {
-  const cells = ceilingCells(c);
+/** What a wave sold and refused, and whether anything went wrong. */
+function outcomeRows(title: string, w: WaveSummary, goals: Goals): TableRow[] {
   const refusals = Object.entries(w.refusals).map(([key, n]) => `${key}: ${fmt(n)}`);
-  const latency = (l: { p50: number | null; p99: number | null }) => slash(ms(l.p50), ms(l.p99));
-  const atCeiling = w.capacityAtCeilingMs ?? undefined;
-  const redis = [w.redisScripts, w.redisNoscript, w.redisCommands, w.redisCommandsPerRequest];
   return [
     ...(w.apiDied
       ? rows({ [`${title}: THE API DIED IN THE WAVE`]: { measured: 'yes', goal: 'no' } })
@@ -284,51 +280,66 @@ function waveRows(title: string, w: WaveSummary, c: Result['ceilings'], goals: G
       '  Redis admission count before / after (TTL ms) / PostgreSQL free after':
         `${w.admissionBefore ?? 'none'} / ${w.admissionAfter ?? 'none'} ` +
         `(${w.admissionAfterTtlMs ?? '-'}) / ${fmt(w.freeAtEnd)}`,
-      '  time to sell out (last 201) / whole wave, ms': {
-        measured: slash(ms(w.sellOutMs), ms(w.wallMs)),
-        ceiling: atCeiling && `${ms(atCeiling)} ms (${fmt(goals.unitsFree)} units)`,
-      },
-      '  units/s to sell out vs pgbench unit claim (physical limit)': {
-        measured: perSecond(w.unitsPerSecond),
-        ceiling: cells.claim,
-        ratio: w.vsUnitClaim,
-      },
-      '  requests/s in the wave vs /health/live (same server)': {
-        measured: perSecond(w.requestsPerSecond),
-        ceiling: cells.live,
-        ratio: w.vsLive,
-      },
-      '    vs raw DECRBY on the same redis-server': { ceiling: cells.redis, ratio: w.vsRedis },
-      '  latency p50 / p99 ms: all; 201s; refusals': [
-        latency({ p50: w.p50Ms, p99: w.p99Ms }),
-        latency(w.latencySoldMs),
-        latency(w.latencyRefusedMs),
-      ].join('; '),
-      '  PostgreSQL statements / round trips on the wire in the wave': slash(
-        w.statements,
-        w.roundTrips,
-      ),
-      '    hold calls / admission seeds / outbox fan-out / other': slash(
-        ...STATEMENT_KINDS.map((kind) => w.statementsByKind[kind]),
-      ),
-      '    per unit sold / per request': slash(
-        fmt(w.statementsPerUnit, 2),
-        fmt(w.statementsPerRequest, 3),
-      ),
-      '    incl. the outbox fan-out / per unit sold': slash(
-        w.statementsWithFanOut,
-        fmt(w.statementsWithFanOutPerUnit, 2),
-      ),
-      '  Redis: scripts sent (NOSCRIPT) / all commands / per request':
-        w.redisCommands === null
-          ? 'server stopped'
-          : `${fmt(redis[0])} (${fmt(redis[1])}) / ${fmt(redis[2])} / ${fmt(redis[3], 2)}`,
-      '  machine busy cores in the wave (of 2) / load average before': slash(
-        fmt(w.machineCores, 2),
-        w.loadAverageBefore?.map((n) => n.toFixed(2)).join(' ') ?? '-',
-      ),
     }),
   ];
+}
+
+/** How fast a wave sold, beside the ceilings; what it cost PostgreSQL and Redis. */
+function speedRows(w: WaveSummary, c: Result['ceilings'], goals: Goals): TableRow[] {
+  const cells = ceilingCells(c);
+  const latency = (l: { p50: number | null; p99: number | null }) => slash(ms(l.p50), ms(l.p99));
+  const atCeiling = w.capacityAtCeilingMs ?? undefined;
+  const redis = [w.redisScripts, w.redisNoscript, w.redisCommands, w.redisCommandsPerRequest];
+  return rows({
+    '  time to sell out (last 201) / whole wave, ms': {
+      measured: slash(ms(w.sellOutMs), ms(w.wallMs)),
+      ceiling: atCeiling && `${ms(atCeiling)} ms (${fmt(goals.unitsFree)} units)`,
+    },
+    '  units/s to sell out vs pgbench unit claim (physical limit)': {
+      measured: perSecond(w.unitsPerSecond),
+      ceiling: cells.claim,
+      ratio: w.vsUnitClaim,
+    },
+    '  requests/s in the wave vs /health/live (same server)': {
+      measured: perSecond(w.requestsPerSecond),
+      ceiling: cells.live,
+      ratio: w.vsLive,
+    },
+    '    vs raw DECRBY on the same redis-server': { ceiling: cells.redis, ratio: w.vsRedis },
+    '  latency p50 / p99 ms: all; 201s; refusals': [
+      latency({ p50: w.p50Ms, p99: w.p99Ms }),
+      latency(w.latencySoldMs),
+      latency(w.latencyRefusedMs),
+    ].join('; '),
+    '  PostgreSQL statements / round trips on the wire in the wave': slash(
+      w.statements,
+      w.roundTrips,
+    ),
+    '    hold calls / admission seeds / outbox fan-out / other': slash(
+      ...STATEMENT_KINDS.map((kind) => w.statementsByKind[kind]),
+    ),
+    '    per unit sold / per request': slash(
+      fmt(w.statementsPerUnit, 2),
+      fmt(w.statementsPerRequest, 3),
+    ),
+    '    incl. the outbox fan-out / per unit sold': slash(
+      w.statementsWithFanOut,
+      fmt(w.statementsWithFanOutPerUnit, 2),
+    ),
+    '  Redis: scripts sent (NOSCRIPT) / all commands / per request':
+      w.redisCommands === null
+        ? 'server stopped'
+        : `${fmt(redis[0])} (${fmt(redis[1])}) / ${fmt(redis[2])} / ${fmt(redis[3], 2)}`,
+    '  machine busy cores in the wave (of 2) / load average before': slash(
+      fmt(w.machineCores, 2),
+      w.loadAverageBefore?.map((n) => n.toFixed(2)).join(' ') ?? '-',
+    ),
+  });
+}
+
+/** A wave's rows: what it sold and refused; how fast, beside the ceilings; what it cost. */
+function waveRows(title: string, w: WaveSummary, c: Result['ceilings'], goals: Goals): TableRow[] {
+  return [...outcomeRows(title, w, goals), ...speedRows(w, c, goals)];
 }
 
 /** One scenario: wave 1, the FLUSHALL, the releases, wave 2. */
