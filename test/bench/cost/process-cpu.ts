@@ -1,5 +1,9 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { commandLine, machineBusySeconds } from '../../support/bench/proc-stats';
+import {
+  allProcesses,
+  commandLine,
+  machineBusySeconds,
+  type ProcessStat,
+} from '../../support/bench/proc-stats';
 
 /*
  * Cumulative CPU seconds of the process groups bench:cost reports, read from /proc at any moment
@@ -19,34 +23,14 @@ export interface MeasuredPids {
   redis: number | null;
 }
 
-/** USER_HZ of /proc/<pid>/stat. */
-const CLOCK_TICKS = 100;
 /** How often the reader looks between the readings asked for (see CpuReader). */
 const TICK_MS = 250;
 
-type Proc = { pid: number; ppid: number; cpu: number; started: number };
+type Proc = ProcessStat;
 
-/** Every process: parent, utime + stime (s), start time (ticks). */
+/** Every process by pid: one scan of /proc serves every group. */
 function scan(): Map<number, Proc> {
-  const all = new Map<number, Proc>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let text: string;
-    try {
-      text = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // Fields after "pid (comm) ": ppid is field 4, utime 14, stime 15, starttime 22.
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const [ppid, cpu, started] = [
-      Number(f[1]),
-      (Number(f[11]) + Number(f[12])) / CLOCK_TICKS,
-      Number(f[19]),
-    ];
-    all.set(Number(name), { pid: Number(name), ppid, cpu, started });
-  }
-  return all;
+  return new Map(allProcesses().map((p) => [p.pid, p]));
 }
 
 /** `root` and every process below it (none once it is gone). */
@@ -112,18 +96,18 @@ export class CpuReader {
     const sums = { ...this.gone };
     for (const p of now) {
       let known = this.seen.get(p.pid);
-      if (!known || known.started !== p.started) {
+      if (!known || known.started !== p.startedAtUptime) {
         const database = servedDatabase(p.pid);
         known = {
           cpu: 0,
-          started: p.started,
+          started: p.startedAtUptime,
           ours: database === null || this.ourDatabases.has(database),
         };
         this.seen.set(p.pid, known);
       }
-      known.cpu = p.cpu;
+      known.cpu = p.cpuSeconds;
       live.add(p.pid);
-      sums[known.ours ? 'ours' : 'others'] += p.cpu;
+      sums[known.ours ? 'ours' : 'others'] += p.cpuSeconds;
     }
     for (const [pid, known] of this.seen) {
       if (live.has(pid)) continue;
@@ -137,10 +121,10 @@ export class CpuReader {
   read(): CpuReading {
     const at = performance.now();
     const all = scan();
-    const sum = (procs: Proc[]) => procs.reduce((total, p) => total + p.cpu, 0);
+    const sum = (procs: Proc[]) => procs.reduce((total, p) => total + p.cpuSeconds, 0);
     const [api, gateway] = [tree(all, this.pids.api), tree(all, this.pids.gateway)];
     const postgres = this.postgres(all);
-    const redis = this.pids.redis === null ? 0 : (all.get(this.pids.redis)?.cpu ?? 0);
+    const redis = this.pids.redis === null ? 0 : (all.get(this.pids.redis)?.cpuSeconds ?? 0);
     const cpu = { API: sum(api), gateway: sum(gateway), PostgreSQL: postgres.ours, Redis: redis };
     // This process (the load generator, the receiver) and its other children (pgbench).
     const grouped = new Set([...api, ...gateway].map((p) => p.pid).concat(postgres.pids));

@@ -56,7 +56,8 @@ function processStat(pid: number): ProcessStat | null {
   };
 }
 
-function allProcesses(): ProcessStat[] {
+/** Every process now (none where there is no /proc). */
+export function allProcesses(): ProcessStat[] {
   let names: string[] = [];
   try {
     names = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
